@@ -33,6 +33,13 @@ STAGES: dict[str, Stage] = {
               positional=("input",), groups=("extract",)),
         Stage("train", "faceswap.train.trainer:run", "train the shared encoder and the two decoders (resumable)",
               groups=("model", "train", "data", "experiment")),
+        Stage("convert", "faceswap.convert.pipeline:run", "swap faces in a video or image folder with a trained checkpoint",
+              positional=("input",), groups=("convert",)),
+        Stage("evaluate", "faceswap.evaluate.swap_eval:run", "measure a trained swap against the synthetic actors' ground truth"),
+        Stage("verify", "faceswap.provenance.verify:run", "report whether a video or image carries the faceswap watermark and its payload",
+              positional=("input",)),
+        Stage("forensics", "faceswap.forensics.cli:run", "train and test detectors of swapped faces; scan a video",
+              positional=("action", "input"), groups=("forensics",)),
     ]
 }
 

@@ -1,0 +1,1 @@
+"""The train stage: data and augmentation, random warp, losses, and the loop (`faceswap train`)."""
