@@ -26,7 +26,7 @@ STAGES: dict[str, Stage] = {
     s.name: s
     for s in [
         Stage("demo", "faceswap.demo:run", "end to end on synthetic actors: synth, extract, train, convert, evaluate, report",
-              groups=("synth", "model", "train", "experiment")),
+              groups=("demo", "synth", "model", "train")),
         Stage("synth", "faceswap.synth.dataset:run", "render synthetic actors A and B, their ground-truth swap and per-frame truth",
               groups=("synth",)),
         Stage("extract", "faceswap.extract.pipeline:run", "detect, align and track faces into crops and an alignments file",

@@ -271,7 +271,8 @@ def read_container_metadata(path: str | os.PathLike) -> dict[str, str]:
     for line in proc.stdout.splitlines():
         if "=" in line and not line.startswith(";"):
             k, v = line.split("=", 1)
-            tags[k.strip().lower()] = v.strip()
+            # ffmpeg's metadata dump escapes '=', ';', '#', '\\' and newlines with a backslash
+            tags[k.strip().lower()] = re.sub(r"\\(.)", r"\1", v.strip())
     return tags
 
 

@@ -132,7 +132,7 @@ class ProbeNet(nn.Module):
         chans = (3, width, width * 2, width * 4, width * 4)
         layers: list[nn.Module] = []
         for a, b in zip(chans, chans[1:]):
-            layers += [nn.Conv2d(a, b, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(b), nn.ReLU(inplace=True)]
+            layers += [nn.Conv2d(a, b, 3, stride=2, padding=1, bias=False), nn.GroupNorm(8, b), nn.ReLU(inplace=True)]
         self.trunk = nn.Sequential(*layers)
         feat = chans[-1] * (PROBE_INPUT // 16) ** 2
         # Flatten, not global pooling: pose and mouth shape are *where* things are, which pooling throws away.
@@ -256,7 +256,7 @@ def render_set(spec: ProbeSpec, split: str, progress: bool = False) -> tuple[np.
     ``split``: ``train`` or ``test`` (other performance seeds). Alignment uses the renderer's true
     landmarks, jittered a little (as a detector would), and every actor gets its own performances.
     """
-    from faceswap.synth.params import Appearance
+    from faceswap.synth.params import Appearance, on_set_of
     from faceswap.synth.render import render
 
     if split not in ("train", "test"):
@@ -267,11 +267,12 @@ def render_set(spec: ProbeSpec, split: str, progress: bool = False) -> tuple[np.
     rng = np.random.default_rng(base)
     size = spec.frame_size
     crops, ids, targets = [], [], []
+    cast = [Appearance.from_dict(json.loads(a)) for a in spec.actors]
     bar = _bar(len(spec.actors) * per_actor, f"probe: render {split}", progress)
-    for i, actor_json in enumerate(spec.actors):
-        actor = Appearance.from_dict(json.loads(actor_json))
+    for i, actor in enumerate(cast):
         for perf in _performances(per_actor, base + 31 * i, options):
-            r = render(actor, perf, size, size)
+            # Every actor on every set: the room behind a face must never tell who it is.
+            r = render(on_set_of(actor, cast[int(rng.integers(len(cast)))]), perf, size, size)
             bar.update(1)
             if r.landmarks is None:
                 continue

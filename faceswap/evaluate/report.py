@@ -250,8 +250,7 @@ def metric_table(metrics: dict) -> str:
 
 
 def kv_table(rows: Sequence[tuple[str, Any]]) -> str:
-    cells = "".join(f"<tr><td>{html.escape(str(k))}</td><td class='num'>{html.escape(str(v))}</td></tr>"
-                    for k, v in rows)
+    cells = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>" for k, v in rows)
     return f"<table class='kv'><tbody>{cells}</tbody></table>"
 
 

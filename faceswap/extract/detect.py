@@ -32,8 +32,9 @@ class DetectorSettings:
     thresholds: Sequence[float] = field(default_factory=lambda: (0.6, 0.7, 0.7))  # P-, R-, O-net
     factor: float = 0.709  # image pyramid scale step
     batch_size: int = 8  # frames per detector call
-    min_score: float = 0.9  # drop final detections below this
+    min_score: float = 0.8  # drop final detections below this
     refine: int = 5  # most landmark refinement passes on the face re-aligned to ONet's frame (0 = MTCNN's landmarks)
+    track_score: float = 0.7  # keep a tracked face the detector missed when ONet scores it this high (0 = off)
 
     def __post_init__(self) -> None:
         t = tuple(float(x) for x in self.thresholds)
@@ -48,6 +49,8 @@ class DetectorSettings:
             raise UserError(f"extract.detector.batch_size must be >= 1, got {self.batch_size}")
         if not 0 <= int(self.refine) <= 10:
             raise UserError(f"extract.detector.refine must be between 0 and 10 passes, got {self.refine}")
+        if not 0 <= float(self.track_score) < 1:
+            raise UserError(f"extract.detector.track_score must be in [0, 1) (0 turns the fallback off), got {self.track_score}")
         if not 0 <= float(self.min_score) < 1:
             raise UserError(f"extract.detector.min_score must be in [0, 1), got {self.min_score}")
 
@@ -130,16 +133,7 @@ class Detector:
         flat = [(i, j) for i, faces in enumerate(dets) for j in range(len(faces))]
         if not flat:
             return dets
-        from faceswap.extract.smooth import face_scale
-
-        lms = np.stack([dets[i][j].landmarks for i, j in flat])
-        scales = np.array([max(face_scale(lm), 1.0) for lm in lms])
-        for _ in range(int(self.settings.refine)):
-            new = self.refine_landmarks([frames[i] for i, _ in flat], lms)
-            step = np.abs(new - lms).max(axis=(1, 2)) / scales
-            lms = np.where(np.isfinite(new).all(axis=(1, 2))[:, None, None], new, lms)
-            if not (step > 1e-3).any():  # converged: no point moves by 0.1% of its face's size
-                break
+        lms = self.refine_landmarks([frames[i] for i, _ in flat], np.stack([dets[i][j].landmarks for i, j in flat]))
         out = [list(faces) for faces in dets]
         for (i, j), lm in zip(flat, lms):
             d = dets[i][j]
@@ -147,7 +141,40 @@ class Detector:
         return out
 
     def refine_landmarks(self, frames: Sequence[np.ndarray], landmarks: np.ndarray) -> np.ndarray:
-        """One refinement pass: (N, 5, 2) landmarks in their frames -> (N, 5, 2) landmarks from ONet."""
+        """Up to ``settings.refine`` passes of ONet on the upright faces; (N, 5, 2) in, (N, 5, 2) out."""
+        from faceswap.extract.smooth import face_scale
+
+        lms = np.asarray(landmarks, dtype=np.float64)
+        scales = np.array([max(face_scale(lm), 1.0) for lm in lms])
+        for _ in range(int(self.settings.refine)):
+            _, new, _ = self.onet_aligned(frames, lms)
+            ok = np.isfinite(new).all(axis=(1, 2))
+            step = np.where(ok, np.abs(new - lms).max(axis=(1, 2)) / scales, 0.0)
+            lms = np.where(ok[:, None, None], new, lms)
+            if not (step > 1e-3).any():  # converged: no point moves by 0.1% of its face's size
+                break
+        return lms
+
+    def redetect(self, frame: np.ndarray, landmarks: np.ndarray) -> Detection | None:
+        """Look for the face again where it was (``landmarks`` of the last frame): the tracker's fallback.
+
+        The pyramid detector misses some faces a frame after finding them (a turned or tilted head); its
+        last network, shown the region upright and at its own scale, still scores them high (about 0.9)
+        while a region the face has left scores near 0. Accept when that score reaches ``track_score``.
+        """
+        if not self.settings.track_score:
+            return None
+        probs, lms, boxes = self.onet_aligned([frame], np.asarray(landmarks, dtype=np.float64)[None])
+        if not (probs[0] >= self.settings.track_score and np.isfinite(lms[0]).all()):
+            return None
+        lm = self.refine_landmarks([frame], lms)[0] if self.settings.refine else lms[0]
+        return Detection(boxes[0], float(probs[0]), lm)
+
+    def onet_aligned(self, frames: Sequence[np.ndarray], landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """ONet on each face warped so its ``landmarks`` sit on ``ONET_TEMPLATE``.
+
+        Returns (N,) face probabilities, (N, 5, 2) landmarks and (N, 4) boxes (axis-aligned), in frame pixels.
+        """
         import cv2
         import torch
 
@@ -161,15 +188,21 @@ class Detector:
             m = umeyama(lm, dst)[:2]
             crop = cv2.warpAffine(frame, m, (big, big), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
             crops.append(cv2.resize(crop, (ONET_SIZE, ONET_SIZE), interpolation=cv2.INTER_AREA))
-            mats.append(m)
+            mats.append(paste_matrix(m))
         x = torch.as_tensor(np.stack(crops), device=self.device).permute(0, 3, 1, 2).float()
         x = (x - 127.5) * 0.0078125  # MTCNN's input scaling
         with torch.inference_mode():
-            p = self.model.onet(x)[1].float().cpu().numpy()
-        # ONet gives x0..x4, y0..y4 as fractions of its input's side.
-        pts = np.stack([p[:, :5], p[:, 5:]], axis=-1) * ONET_SIZE - 0.5
-        pts = (pts + 0.5) * up - 0.5
-        return np.stack([transform_points(q, paste_matrix(m)) for q, m in zip(pts, mats)])
+            reg, pts, prob = (t.float().cpu().numpy() for t in self.model.onet(x))
+        # ONet gives x0..x4, y0..y4 and the box offsets as fractions of its input's side.
+        pts = np.stack([pts[:, :5], pts[:, 5:]], axis=-1) * ONET_SIZE * up - 0.5
+        edges = np.array([0.0, 0.0, 1.0, 1.0]) + reg  # box x1, y1, x2, y2 in input sides
+        lms, boxes = [], []
+        for q, e, back in zip(pts, edges, mats):
+            lms.append(transform_points(q, back))
+            corners = np.array([[e[0], e[1]], [e[2], e[1]], [e[0], e[3]], [e[2], e[3]]]) * big - 0.5
+            c = transform_points(corners, back)
+            boxes.append([c[:, 0].min(), c[:, 1].min(), c[:, 0].max(), c[:, 1].max()])
+        return prob[:, 1], np.stack(lms), np.asarray(boxes, dtype=np.float64)
 
 
 __all__ = ["Detection", "DetectorSettings", "ONET_TEMPLATE", "parse_detections", "Detector"]

@@ -277,6 +277,13 @@ class _Run:
             self.tracker.update(None, [])
             self.smoother.miss()
         else:
+            if self.tracker.last is not None and not self.tracker.continues(faces):
+                t_re = time.perf_counter()
+                found = self.detector.redetect(frame.image, self.tracker.last.landmarks)
+                if found is not None:
+                    faces = [*faces, found]
+                t0 += time.perf_counter() - t_re  # counted as detection, not alignment
+                self.timings.detect += time.perf_counter() - t_re
             target = self.tracker.update(frame.image, faces)
             if not self.tracker.continued:
                 self.smoother.reset()  # a new track: don't drag the landmarks over from another face

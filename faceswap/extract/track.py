@@ -95,6 +95,7 @@ class TrackerSettings:
     iou_min: float = 0.3  # a face continues the track when its box overlaps the last target's this much
     landmark_max: float = 0.5  # ... or its landmarks lie within this many face sizes of the last target's
     max_gap: int = 0  # frames a track survives without a face (0: re-acquire by the rule after any miss)
+    switch_ratio: float = 1.5  # largest/central: the rule's pick takes over when this much bigger / nearer the centre (0 = never)
     reference_margin: float = 0.05  # target=reference: another face must be this much more similar to take over
     reference_min: float = 0.0  # target=reference: faces less similar than this are never the target
 
@@ -103,7 +104,9 @@ class TargetTracker:
     """Chooses the target face per frame and keeps it consistent over time.
 
     The face that continues the previous target (box overlap, else landmark distance) stays the target; after
-    a miss, or when nothing continues it, the rule picks again. With ``target=reference`` the appearance of
+    a miss, or when nothing continues it, the rule picks again. The rule also takes the target over when its
+    pick is clearly better (``switch_ratio``): a track that started on the only face in view, a bystander,
+    does not keep the target once the main face is back. With ``target=reference`` the appearance of
     every face is compared to the reference each frame as well, so a tracker that jumped to the wrong person
     when two faces crossed is corrected (``reference_margin`` keeps it from flickering between near-ties).
     """
@@ -128,6 +131,10 @@ class TargetTracker:
         """Restore the state after a resume: the last target seen and the frames missed since."""
         self.last, self.gap = last, gap
 
+    def continues(self, faces: Sequence[Detection]) -> bool:
+        """Whether one of ``faces`` would continue the current track (False when there is none)."""
+        return bool(faces) and self._continuation(faces) is not None
+
     def _continuation(self, faces: Sequence[Detection]) -> int | None:
         if self.last is None:
             return None
@@ -139,6 +146,17 @@ class TargetTracker:
         dists = [landmark_distance(self.last.landmarks, f.landmarks) for f in faces]
         best = int(np.argmin(dists))
         return best if dists[best] <= s.landmark_max else None
+
+    def _clearly_better(self, new: Detection, held: Detection, shape: tuple[int, ...]) -> bool:
+        """Whether the rule's pick beats the tracked face by the switch margin (hysteresis against flicker)."""
+        r = self.settings.switch_ratio
+        if not r or new is held:
+            return False
+        if self.rule == "largest":
+            return new.area > (r * r) * held.area  # r is a ratio of sides, areas go as its square
+        c = np.array([shape[1] / 2, shape[0] / 2])
+        d_new, d_held = np.linalg.norm(new.centre - c), np.linalg.norm(held.centre - c)
+        return d_held > r * d_new + 0.05 * min(shape[0], shape[1])
 
     def update(self, frame: np.ndarray | None, faces: Sequence[Detection]) -> int | None:
         """The target's index in ``faces`` for this frame (None when there is none)."""
@@ -156,8 +174,11 @@ class TargetTracker:
                 return self.update(frame, [])  # only other people in view: a miss for this target
             if pick is None or sims[pick] < self.settings.reference_min or sims[best] > sims[pick] + self.settings.reference_margin:
                 pick = best
-        elif pick is None:
-            pick = select_by_rule(faces, self.rule, frame.shape if frame is not None else (0, 0))
+        else:
+            shape = frame.shape if frame is not None else (0, 0)
+            best = select_by_rule(faces, self.rule, shape)
+            if pick is None or self._clearly_better(faces[best], faces[pick], shape):
+                pick = best
         self.last, self.gap, self.continued = faces[pick], 0, pick == cont and cont is not None
         return pick
 

@@ -201,8 +201,9 @@ def flicker_figure(corpus: Corpus, path: Path, size: int = 48, frames: int = 100
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6.0, 2.6))
     for name, fs, color in (("real", corpus.real["raw"], "tab:blue"), ("swap", corpus.fake[corpus.main]["raw"], "tab:red")):
-        # The true rendering of B's performance, when present, moves exactly as the swap does: the fair comparison.
-        src = "truth" if "truth" in set(fs.source.tolist()) else fs.source[0]
+        # B's own video (or its true rendering as A) moves exactly as the swap does: the fair comparison.
+        names = set(fs.source.tolist())
+        src = "B" if "B" in names else "truth" if "truth" in names else fs.source[0]
         idx = np.flatnonzero(fs.source == src)
         idx = idx[np.argsort(fs.frame[idx])][:frames]
         g = np.stack([cv2.resize(feat.to_gray(c).astype(np.float32), (size, size), interpolation=cv2.INTER_AREA) for c in fs.crops[idx]])

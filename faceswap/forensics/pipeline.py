@@ -161,10 +161,14 @@ def _swap_key(k: int, name: str) -> str:
 # ---------------------------------------------------------------- face sets
 
 
-SPLIT_NOTE = ("Per timeline, frames are split by time into contiguous blocks: the first {pct}% of the frames with a face "
-              "train, the next {gap} frames are dropped, the rest test. A's own video is one timeline; B's swaps and B's "
-              "true rendering as A share B's timeline and are cut at the same frame, so no moment of a performance (nor "
-              "its near-identical neighbours) is on both sides. Compressed copies reuse the same frames and the same split.")
+SPLIT_NOTE = ("Real faces: {reals}. Swapped faces: B's video with A's face pasted in, cut with B's alignments. "
+              "Per timeline, frames are split by time into contiguous blocks: the first {pct}% of the frames with a face "
+              "train, the next {gap} frames are dropped, the rest test. A's own video is one timeline; B's video, its swaps "
+              "and B's true rendering as A share B's timeline and are cut at the same frame, so no moment of a performance "
+              "(nor its near-identical neighbours) is on both sides. Compressed copies reuse the same frames and split.")
+REAL_NOTE = {"A": "A's own video (cut with A's alignments)",
+             "B": "B's own video, the very frames the swap was made from (as FaceForensics++ pairs each fake with its source)",
+             "truth": "B's performance truly rendered as A (same scene and motion as the swap)"}
 
 
 def build_corpus(mats: Materials, fcfg, out: Path, progress: bool = False, log=print) -> Corpus:
@@ -178,15 +182,17 @@ def build_corpus(mats: Materials, fcfg, out: Path, progress: bool = False, log=p
     for name in d.real:
         if name == "A":
             reals.append(VideoSource("A", mats.synth / "A.mp4", mats.extract["A"] / "alignments.json", REAL, "A"))
+        elif name == "B":
+            reals.append(VideoSource("B", mats.synth / "B.mp4", mats.extract["B"] / "alignments.json", REAL, "B"))
         elif name == "truth":
             if mats.truth is None:
                 log("  (no truth_B_as_A.mp4: real faces come from A's video only)")
                 continue
             reals.append(VideoSource("truth", mats.truth, mats.extract["B"] / "alignments.json", REAL, "B"))
         else:
-            raise UserError(f"forensics.data.real lists '{name}'; use A and/or truth")
+            raise UserError(f"forensics.data.real lists '{name}'; use any of A, B, truth")
     if not reals:
-        raise UserError("forensics.data.real is empty; use [A] or [A, truth]")
+        raise UserError("forensics.data.real is empty; use any of [A, B, truth]")
     fakes = {k: VideoSource(k.replace(":", "_"), v, mats.extract["B"] / "alignments.json", FAKE, "B") for k, v in mats.swaps.items()}
     cache = out / "faces"
 
@@ -202,5 +208,6 @@ def build_corpus(mats: Materials, fcfg, out: Path, progress: bool = False, log=p
     real = {lv: FaceSet.concat([faces(s, lv) for s in reals]) for lv in levels}
     fake = {key: {lv: faces(src, lv) for lv in (levels if key == "main" else ["raw"])} for key, src in fakes.items()}
     notes = dict(mats.notes)
-    notes["_split"] = SPLIT_NOTE.format(pct=int(round(100 * float(d.train_fraction))), gap=int(d.gap))
+    notes["_split"] = SPLIT_NOTE.format(reals="; ".join(REAL_NOTE[s.name] for s in reals),
+                                        pct=int(round(100 * float(d.train_fraction))), gap=int(d.gap))
     return Corpus(real, fake, "main", notes)

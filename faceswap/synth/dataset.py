@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from faceswap.errors import UserError
-from faceswap.synth.params import Appearance, Performance, actor_by_name
+from faceswap.synth.params import Appearance, Performance, actor_by_name, on_set_of
 from faceswap.synth.performance import no_face_segments, random_performance
 from faceswap.synth.render import Render, render
 
@@ -159,6 +159,10 @@ class Take:
     second_a: list[Performance | None]
     second_b: list[Performance | None]
 
+    @property
+    def app_truth(self) -> Appearance:
+        return on_set_of(self.app_a, self.app_b)
+
     @classmethod
     def plan(cls, st: Settings) -> "Take":
         n, o = st.frames, st.options
@@ -172,7 +176,7 @@ class Take:
     def frame(self, video: str, i: int) -> tuple[np.ndarray, Render]:
         """Render frame i of a video; truth_B_as_A shares B's performance, second face and noise exactly."""
         st = self.settings
-        app = self.app_b if video == "B" else self.app_a
+        app = {"A": self.app_a, "B": self.app_b}.get(video) or self.app_truth
         perf, second = (self.perf_a, self.second_a) if video == "A" else (self.perf_b, self.second_b)
         extra = [(self.app_second, second[i])] if second[i] is not None else None
         r = render(app, perf[i], st.width, st.height, extra)
@@ -290,7 +294,8 @@ def synthesize(out: str | os.PathLike, st: Settings, progress: bool = True) -> d
         bar.close()
     for v in VIDEOS:
         write_json_atomic(out / v / "frames.json", records[v], indent=None)
-    actors = {"A": take.app_a.to_dict(), "B": take.app_b.to_dict()}
+    actors = {"A": take.app_a.to_dict(), "B": take.app_b.to_dict(),
+              "truth_B_as_A": take.app_truth.to_dict()}
     if st.options.second_face > 0:
         actors["second"] = take.app_second.to_dict()
     write_json_atomic(out / "actors.json", actors)

@@ -20,13 +20,14 @@ EYE_HALF_WIDTH, EYE_HALF_HEIGHT = 0.13, 0.058
 IRIS_RADIUS, PUPIL_RADIUS = 0.058, 0.024
 BROW_Y = -0.2
 NOSE_TIP_XY = (0.0, 0.40)
-NOSE_PROTRUSION = 0.19
-MOUTH_X, MOUTH_Y = 0.25, 0.70
-SMILE_WIDEN, SMILE_LIFT = 0.035, 0.04
+NOSE_PROTRUSION = 0.17
+MOUTH_X, MOUTH_Y = 0.23, 0.70
+SMILE_WIDEN, SMILE_LIFT = 0.03, 0.04
+MOUTH_CORNER_DEPTH = -0.07
 
 # Canonical skin: a cranium and a jaw ellipsoid, smoothly unioned. (centre, semi-axes)
 CRANIUM = (np.array([0.0, -0.1, -0.05]), np.array([0.76, 1.1, 0.96]))
-JAW = (np.array([0.0, 0.42, -0.12]), np.array([0.6, 0.6, 0.92]))
+JAW = (np.array([0.0, 0.42, -0.1]), np.array([0.62, 0.6, 0.9]))
 SKIN_BLEND = 0.08  # smooth-union width between cranium and jaw, head units
 
 # Points a face detector's box would hug: brows, cheeks, jaw, chin.
@@ -102,7 +103,8 @@ def mouth_corners(perf: Performance) -> np.ndarray:
     """Head-local (2, 3) mouth corners (image-left first): a smile widens and lifts them."""
     smile = float(np.clip(perf.smile, 0.0, 1.0))
     mx, my = MOUTH_X + SMILE_WIDEN * smile, MOUTH_Y - SMILE_LIFT * smile
-    return _lift(np.array([[-mx, my], [mx, my]]), 0.02)
+    # The corners sit in a small recess beside the lips (seen from the side, the cheek covers them first).
+    return _lift(np.array([[-mx, my], [mx, my]]), MOUTH_CORNER_DEPTH)
 
 
 def eye_centres() -> np.ndarray:

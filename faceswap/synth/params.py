@@ -209,6 +209,14 @@ def random_actor(seed: int) -> Appearance:
     )
 
 
+SET_FIELDS = ("background", "background2", "background_pattern")
+
+
+def on_set_of(actor: Appearance, owner: Appearance) -> Appearance:
+    """`actor` filmed on `owner`'s set: a swap changes the person, never the room behind them."""
+    return dataclasses.replace(actor, **{k: getattr(owner, k) for k in SET_FIELDS})
+
+
 def actor_by_name(name: str) -> Appearance:
     """``"A"``..``"E"`` for the built-in cast, ``"random:SEED"`` for a seeded new identity."""
     name = str(name).strip()

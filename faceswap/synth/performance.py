@@ -106,6 +106,8 @@ def random_performance(n_frames: int, seed: int, **options) -> list[Performance]
     n, fps = int(n_frames), float(o["fps"])
     if n < 0:
         raise ValueError(f"n_frames must be >= 0, got {n_frames}")
+    if n == 0:
+        return []
     if o["no_face_mode"] not in ("away", "out", "mixed"):
         raise ValueError(f"no_face_mode must be 'away', 'out' or 'mixed', got {o['no_face_mode']!r}")
     rng = np.random.default_rng([int(seed), 0x9E4F])

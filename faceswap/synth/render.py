@@ -89,15 +89,15 @@ def body_of(app: Appearance) -> Body:
     cranium = Ellipsoid(cc.copy(), ca * np.array([app.face_width, app.face_height, 1.0]))
     jc, ja = geo.JAW
     chin_y = 0.95 + 0.1 * app.chin               # bottom of the chin
-    jaw_ax = np.array([0.46 + 0.22 * app.jaw, (chin_y - jc[1]) * 0.55 + 0.33 - 0.08 * app.jaw, ja[2]])
+    jaw_ax = np.array([0.54 + 0.16 * app.jaw, (chin_y - jc[1]) * 0.55 + 0.33 - 0.08 * app.jaw, ja[2]])
     jaw = Ellipsoid(np.array([0.0, chin_y - jaw_ax[1], jc[2]]), jaw_ax)
     parts = [SkinPart(jaw, geo.SKIN_BLEND, True, False)]
     # Nose: a tilted ellipsoid whose front-most point is the canonical tip.
     rot = _rot_x(-24.0)
-    axes = np.array([0.075 + 0.035 * app.nose_width, 0.2 + 0.09 * app.nose_length, 0.24])
+    axes = np.array([0.095 + 0.04 * app.nose_width, 0.2 + 0.09 * app.nose_length, 0.26])
     row = (rot @ np.diag(axes))[2]
     front = rot @ np.diag(axes) @ (row / np.linalg.norm(row))
-    parts.append(SkinPart(Ellipsoid(geo.nose_tip() - front, axes, rot), 0.09, False, True))
+    parts.append(SkinPart(Ellipsoid(geo.nose_tip() - front, axes, rot), 0.12, False, True))
     r_ala = 0.05 + 0.025 * app.nose_width
     alae = []
     for side in (-1.0, 1.0):
@@ -362,8 +362,11 @@ def _draw_eye(img, origin, pose: geo.Pose, app: Appearance, perf: Performance, l
             _fill(eye, iris, o, app.eye_color, skin_shade * 0.45)
             _fill(eye, inner, o, app.eye_color, skin_shade * 1.05)
             _fill(eye, pupil, o, (0.04, 0.03, 0.03))
-            hl = pose.project(iris_c[None])[0][0] + np.array([light.L[0], light.L[1]]) * 0.4 * ri * pose.s
-            cv2.circle(eye, tuple(np.round((hl - o) * _ONE).astype(int)), max(int(0.24 * ri * pose.s * _ONE), _ONE),
+            # Catchlight on the iris toward the light, clear of the pupil's centre (where the landmark is).
+            d = np.array([light.L[0], light.L[1]])
+            d = d / np.linalg.norm(d) if np.linalg.norm(d) > 0.2 else np.array([-0.6, -0.8])
+            hl = pose.project(iris_c[None])[0][0] + d * 0.5 * ri * pose.s
+            cv2.circle(eye, tuple(np.round((hl - o) * _ONE).astype(int)), max(int(0.2 * ri * pose.s * _ONE), _ONE),
                        _color((1, 1, 1), min(0.75 + 0.25 * light.intensity, 1.0)), -1, cv2.LINE_AA, _SHIFT)
             m = np.zeros(patch.shape[:2], np.uint8)
             cv2.fillPoly(m, [_pts(opening, o)], 255, cv2.LINE_AA, _SHIFT)
@@ -372,7 +375,7 @@ def _draw_eye(img, origin, pose: geo.Pose, app: Appearance, perf: Performance, l
     # Crease above the lid, then the lash line along the (moving) upper lid.
     crease, _ = pose.project(on_ball(x * 0.98 + ex * 0.02, ey + tilt + upper * 1.05 - 0.045 * app.eye_size))
     _line(img, crease[2:-2], origin, app.skin, skin_shade * 0.72, 0.012 * px_per_unit)
-    _line(img, lid_up, origin, lash_col, 1.0, 0.022 * px_per_unit)
+    _line(img, lid_up, origin, lash_col, 1.0, 0.022 * px_per_unit * (1 - 0.4 * b))
     if b < 0.97:
         _line(img, lid_lo[3:-3], origin, app.skin, skin_shade * 0.8, 0.01 * px_per_unit)
     del lid_rest
@@ -407,7 +410,8 @@ def _draw_mouth(img, origin, pose, app: Appearance, perf: Performance, shade: fl
     bottom = lo_in + 0.055 * full * bulge**0.6 + 0.004
 
     def proj(ys, dz=0.02):
-        p3 = np.column_stack([x, ys, geo.canonical_depth(x, ys) + dz * bulge**0.5 + 0.012])
+        lift = geo.MOUTH_CORNER_DEPTH + (dz + 0.012 - geo.MOUTH_CORNER_DEPTH) * bulge**0.5  # corners recessed
+        p3 = np.column_stack([x, ys, geo.canonical_depth(x, ys) + lift])
         return pose.project(p3)[0]
 
     p_top, p_up, p_lo, p_bot = proj(top), proj(up_in), proj(lo_in), proj(bottom, 0.035)

@@ -124,17 +124,26 @@ def _pattern(kind: str, w: int, h: int, rng: np.random.Generator) -> np.ndarray:
     return np.zeros((h, w), np.float32)
 
 
-@lru_cache(maxsize=8)
 def backdrop(app: Appearance, width: int, height: int) -> np.ndarray:
-    """The actor's set: RGB uint8, a vertical gradient with a soft pattern and a gentle vignette."""
-    rng = np.random.default_rng(appearance_seed(app) + 2)
-    c1, c2 = np.array(app.background, np.float32), np.array(app.background2, np.float32)
+    """The actor's set: RGB uint8, a vertical gradient with a soft pattern and a gentle vignette.
+
+    It depends on the set's fields only, so a swapped actor on the same set stands in the very same room.
+    """
+    return _backdrop(tuple(app.background), tuple(app.background2), app.background_pattern, int(width), int(height))
+
+
+@lru_cache(maxsize=8)
+def _backdrop(c1, c2, pattern: str, width: int, height: int) -> np.ndarray:
+    rng = np.random.default_rng(zlib.crc32(json.dumps([c1, c2, pattern]).encode()))
+    c1, c2 = np.array(c1, np.float32), np.array(c2, np.float32)
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     grad = (yy / max(height - 1, 1))[..., None]
     img = c1 * (1 - grad) + c2 * grad
-    pat = _pattern(app.background_pattern, width, height, rng)[..., None]
+    pat = _pattern(pattern, width, height, rng)[..., None]
     img = img * (1 - 0.12 * pat) + (c2 * 0.85) * (0.12 * pat)
     r = np.hypot((xx - width / 2) / width, (yy - height / 2) / height)[..., None]
     img *= 1.0 - 0.35 * r**2
     img += 0.012 * smooth_noise(rng, (height, width), 40.0 * height / 480)[..., None]
-    return np.clip(img * 255 + 0.5, 0, 255).astype(np.uint8)
+    out = np.clip(img * 255 + 0.5, 0, 255).astype(np.uint8)
+    out.flags.writeable = False  # shared by every frame: callers copy
+    return out

@@ -54,3 +54,9 @@ def synth_folder(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
     return write_tiny_checkpoint(tmp_path_factory.mktemp("run"))
+
+
+@pytest.fixture(scope="session")
+def probe_cache(tmp_path_factory):
+    """One probe cache for the session: the tiny probe is trained once."""
+    return tmp_path_factory.mktemp("probe_cache")
