@@ -19,7 +19,7 @@ def test_override_values_are_hydra_literals():
 
 
 def test_flattened_groups_compose_back_to_the_same_values(tmp_path):
-    cfg = compose("demo", ["demo=tiny", f"out={tmp_path / 'odd dir, with=signs'}"])
+    cfg = compose("demo", ["demo=tiny", D.kv("out", str(tmp_path / "odd dir, with=signs"))])
     synth = compose("synth", [D.kv("out", cfg.out), *D.to_overrides(cfg.synth, "synth")])
     assert synth.synth == cfg.synth and synth.out == cfg.out
     train = compose("train", ["out=x", "data.a=a", "data.b=b", *D.to_overrides(cfg.model, "model"),
@@ -64,9 +64,9 @@ def test_tiny_demo_end_to_end_and_resume(tmp_path, monkeypatch, capsys):
     assert again.count("done earlier, skipped") == 7
 
     # A changed evaluation setting re-runs evaluate and the report only.
-    assert main(["demo", f"out={out}", "demo=tiny", "progress=false",
-                 "demo.evaluate_overrides=[probe.random_actors=1,probe.train_per_actor=40,probe.test_per_actor=12,"
-                 "probe.epochs=6,probe.frame_size=96,eval.gif_frames=6,eval.samples=2]"]) == 0
+    tiny = compose("demo", ["demo=tiny"]).demo.evaluate_overrides
+    changed = [*tiny, "eval.samples=2"]
+    assert main(["demo", f"out={out}", "demo=tiny", "progress=false", D.kv("demo.evaluate_overrides", changed)]) == 0
     third = capsys.readouterr().out
     assert third.count("done earlier, skipped") == 5
     assert "] evaluate: running" in third and "] report: running" in third

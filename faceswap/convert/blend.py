@@ -70,10 +70,10 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
 
 
 def alpha_blend(dst: np.ndarray, src: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """``dst * (1 - mask) + src * mask`` on uint8 RGB images of one size; exact where the mask is 0 or 1."""
-    m = np.clip(np.asarray(mask, dtype=np.float32), 0.0, 1.0)[..., None]
-    out = dst.astype(np.float32) * (1.0 - m) + src.astype(np.float32) * m
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    """``dst * (1 - mask) + src * mask`` on uint8 RGB images of one size (rounded); exact where the mask is 0 or 1."""
+    m = np.ascontiguousarray(np.clip(mask, 0.0, 1.0), dtype=np.float32)
+    # OpenCV's weighted blend runs on uint8 directly: several times faster than a float round trip in numpy.
+    return cv2.blendLinear(np.ascontiguousarray(src), np.ascontiguousarray(dst), m, 1.0 - m)
 
 
 def poisson_blend(dst: np.ndarray, src: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, bool]:
@@ -137,14 +137,16 @@ def paste_back(frame: np.ndarray, face: np.ndarray, mask: np.ndarray, matrix: np
     x1, y1, x2, y2 = roi
     rw, rh = x2 - x1, y2 - y1
     inv = cv2.invertAffineTransform(shift_matrix(matrix, x1, y1))
-    warped = cv2.warpAffine(to_float01(face), inv, (rw, rh), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+    face8 = face if face.dtype == np.uint8 else to_uint8(face)
+    warped = cv2.warpAffine(np.ascontiguousarray(face8), inv, (rw, rh), flags=cv2.INTER_CUBIC,
+                            borderMode=cv2.BORDER_REPLICATE)
     m = cv2.warpAffine(np.ascontiguousarray(mask, dtype=np.float32), inv, (rw, rh), flags=cv2.INTER_LINEAR,
                        borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     if not np.any(m > 0.5):
         return PasteResult(out, None, None, False)
     m = refine_mask(m, fpx, erode, blur)
     dst = frame[y1:y2, x1:x2]
-    src = to_uint8(warped)
+    src = warped
     if blend == "poisson":
         patch, solved = poisson_blend(dst, src, m)
     else:

@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -49,13 +50,14 @@ class ConvertSettings:
     feather: float = 0.04
     forehead: float = 0.8
     blend: str = "alpha"
-    color: str = "rct"
+    color: str = "none"
     color_ema: float = 0.0
     mask_ema: float = 0.0
     max_gap: int = 5
     batch_size: int = 16
     amp: bool = True
     queue: int = 16
+    workers: int = 1
     start: int = 0
     stop: int | None = None
     label: bool = True
@@ -133,11 +135,18 @@ def settings_from_config(cfg: Any) -> ConvertSettings:
         max_gap=_number(c.max_gap, "convert.max_gap", 0, 1000, integer=True),
         batch_size=_number(c.batch_size, "convert.batch_size", 1, 4096, integer=True),
         amp=bool(c.amp), queue=_number(c.queue, "convert.queue", 1, 4096, integer=True),
+        workers=default_workers() if c.get("workers", "auto") == "auto" else
+        _number(c.workers, "convert.workers", 1, 64, integer=True),
         start=start, stop=stop,
         label=bool(prov.get("label", True)), watermark=bool(prov.get("watermark", True)),
         metadata=bool(prov.get("metadata", True)), label_text=str(prov.get("text", "SYNTHETIC")) or "SYNTHETIC",
         label_corner=str(prov.get("corner", "bottom-right")), watermark_strength=strength,
     )
+
+
+def default_workers() -> int:
+    """Paste-back threads for ``workers: auto``: half the CPU cores (the model and the codecs need the rest), 1 to 4."""
+    return max(1, min(4, (os.cpu_count() or 2) // 2))
 
 
 def provenance_warnings(s: ConvertSettings) -> list[str]:
@@ -223,6 +232,9 @@ class Item:
     in_range: bool = True
     landmarks: np.ndarray | None = None  # (smoothed) target landmarks in frame pixels
     how: str | None = None  # "file" | "detected" | "interpolated" (where the landmarks came from)
+    face: np.ndarray | None = None  # the colour-matched swapped face (crop, uint8) ready to paste
+    mask: np.ndarray | None = None  # its crop-space mask
+    matrix: np.ndarray | None = None  # frame -> crop
     out: np.ndarray | None = None
     swapped: bool = False
     poisson: bool = False
@@ -243,13 +255,15 @@ class Counter:
 
 
 class Timings(dict):
-    """Busy seconds per step, each summed by the one thread that runs it."""
+    """Busy seconds per step, summed over the threads that run it."""
 
     def __init__(self):
         super().__init__({k: 0.0 for k in TIMING_KEYS})
+        self._lock = threading.Lock()
 
     def add(self, key: str, seconds: float) -> None:
-        self[key] += seconds
+        with self._lock:
+            self[key] += seconds
 
 
 _END = object()
@@ -426,7 +440,11 @@ def fill_missed(items: Iterable[Item], max_gap: int) -> Iterator[Item]:
 # --- the swap itself ---------------------------------------------------------------------------------------------
 
 class FaceBlender:
-    """Colour-match and paste one swapped face back, holding the temporal smoothing state across frames."""
+    """Mask choice and colour matching of each swapped face, holding the temporal smoothing state across frames.
+
+    ``prepare`` runs in frame order (the smoothing depends on the previous frames); the paste-back that
+    follows (``paste``) depends on nothing but its own frame, so frames can be pasted in parallel.
+    """
 
     def __init__(self, s: ConvertSettings, resolution: int):
         self.s, self.r = s, resolution
@@ -439,8 +457,10 @@ class FaceBlender:
         self.src_ema.reset()
         self.tgt_ema.reset()
 
-    def __call__(self, frame: np.ndarray, crop: np.ndarray, face: np.ndarray, learned: np.ndarray,
-                 landmarks: np.ndarray, matrix: np.ndarray):
+    def prepare(self, crop: np.ndarray, face: np.ndarray, learned: np.ndarray, landmarks: np.ndarray,
+                matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(colour-matched face as uint8, crop-space mask) for one frame's swapped ``face`` (float [0, 1])."""
+        from faceswap.convert.blend import to_uint8
         from faceswap.extract.align import transform_points
 
         s = self.s
@@ -452,70 +472,93 @@ class FaceBlender:
             src = self.src_ema(color_stats(face, m, s.color))
             tgt = self.tgt_ema(color_stats(crop.astype(np.float32) / 255.0, m, s.color))
             face = apply_transfer(face, src, tgt)
-        return paste_back(frame, face, m, matrix, s.blend, s.erode, s.feather)
+        return to_uint8(face), m
+
+    def paste(self, frame: np.ndarray, face: np.ndarray, mask: np.ndarray, matrix: np.ndarray):
+        s = self.s
+        return paste_back(frame, face, mask, matrix, s.blend, s.erode, s.feather)
+
+    def __call__(self, frame: np.ndarray, crop: np.ndarray, face: np.ndarray, learned: np.ndarray,
+                 landmarks: np.ndarray, matrix: np.ndarray):
+        """Prepare and paste one frame's face (sequentially): the frame with the face blended in."""
+        face8, m = self.prepare(crop, face, learned, landmarks, matrix)
+        return self.paste(frame, face8, m, matrix)
 
 
-def make_crops(batch: list[Item], resolution: int, coverage: float, work_size: int) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Aligned crops at the model's resolution and their frame -> crop matrices.
+def aligned_crop(image: np.ndarray, landmarks: np.ndarray, resolution: int, coverage: float,
+                 work_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The aligned crop at the model's resolution and its frame -> crop matrix.
 
     The face is warped at ``work_size`` (the size training faces were extracted at) and area-resized,
-    as training data was: a direct warp to a much smaller size would alias.
+    as training data was: a direct warp to a much smaller size would alias. Degenerate landmarks
+    raise ValueError.
     """
     from faceswap.extract.align import align_face, alignment_matrix
 
-    crops = np.empty((len(batch), resolution, resolution, 3), np.uint8)
-    mats = []
-    for i, x in enumerate(batch):
-        if work_size > resolution:
-            big, _ = align_face(x.image, x.landmarks, work_size, coverage)
-            crops[i] = cv2.resize(big, (resolution, resolution), interpolation=cv2.INTER_AREA)
-            mats.append(alignment_matrix(x.landmarks, resolution, coverage))
-        else:
-            crops[i], m = align_face(x.image, x.landmarks, resolution, coverage)
-            mats.append(m)
-    return crops, mats
+    if work_size <= resolution:
+        return align_face(image, landmarks, resolution, coverage)
+    matrix = alignment_matrix(landmarks, resolution, coverage)
+    big, _ = align_face(image, landmarks, work_size, coverage)
+    return cv2.resize(big, (resolution, resolution), interpolation=cv2.INTER_AREA), matrix
 
 
 def swap_stream(items: Iterable[Item], swapper: Swapper, blender: FaceBlender, s: ConvertSettings, coverage: float,
                 work_size: int, timings: Timings) -> Iterator[Item]:
-    """Batches of up to ``batch_size`` frames through the model; frames leave in order, each with ``out`` set."""
+    """Batches of up to ``batch_size`` frames through the model; frames leave in order.
+
+    A frame with a face leaves with ``face``/``mask``/``matrix`` set, ready for ``finish_frame``.
+    """
     it = iter(items)
     r = blender.r
     while True:
         batch = list(islice(it, s.batch_size))
         if not batch:
             return
+        # 1. Align: one crop per frame with a face.
         t0 = time.perf_counter()
-        todo = []
+        crops, mats = [], []
         for x in batch:
-            if x.landmarks is not None and x.image is not None:
-                try:
-                    from faceswap.extract.align import alignment_matrix
-
-                    alignment_matrix(x.landmarks, r, coverage)
-                    todo.append(x)
-                except ValueError:  # degenerate landmarks (all points coincide): not a usable face
-                    x.landmarks, x.how = None, None
-        crops, mats = make_crops(todo, r, coverage, work_size) if todo else (None, [])
+            if x.landmarks is None or x.image is None:
+                continue
+            try:
+                crop, matrix = aligned_crop(x.image, x.landmarks, r, coverage, work_size)
+            except ValueError:  # degenerate landmarks (all points coincide): not a usable face
+                x.landmarks, x.how = None, None
+                continue
+            crops.append(crop)
+            mats.append(matrix)
         t1 = time.perf_counter()
         timings.add("align", t1 - t0)
-        rgb, masks = swapper(crops) if todo else (None, None)
+        # 2. Encode, decode with the other identity: one model call for the batch.
+        rgb, masks = swapper(np.stack(crops)) if crops else (None, None)
         t2 = time.perf_counter()
         timings.add("model", t2 - t1)
+        # 3. Mask and colour, in frame order (they are smoothed over time); a frame without a face ends the track.
         k = 0
         for x in batch:
-            if x.image is None:
+            if x.image is None or x.landmarks is None:
                 blender.reset()
                 continue
-            if x.landmarks is None:
-                blender.reset()
-                x.out = x.image
-                continue
-            res = blender(x.image, crops[k], rgb[k], masks[k], x.landmarks, mats[k])
-            x.out, x.swapped, x.poisson = res.frame, res.roi is not None, res.poisson
+            x.face, x.mask = blender.prepare(crops[k], rgb[k], masks[k], x.landmarks, mats[k])
+            x.matrix = mats[k]
             k += 1
         timings.add("blend", time.perf_counter() - t2)
         yield from batch
+
+
+def finish_frame(x: Item, blender: FaceBlender, timings: Timings) -> Item:
+    """Paste the prepared face back into its frame (``out``); frames without one pass through."""
+    if x.image is None:
+        return x
+    if x.face is None:
+        x.out = x.image
+        return x
+    t0 = time.perf_counter()
+    res = blender.paste(x.image, x.face, x.mask, x.matrix)
+    x.out, x.swapped, x.poisson = res.frame, res.roi is not None, res.poisson
+    x.face = x.mask = None
+    timings.add("blend", time.perf_counter() - t0)
+    return x
 
 
 # --- output ---------------------------------------------------------------------------------------------------------
@@ -525,14 +568,13 @@ class ImageFolderWriter:
 
     def __init__(self, out: Path, overwrite: bool):
         self.out, self.overwrite = out, overwrite
-        out.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}"
-        self.tmp.mkdir()
         self.frames = 0
 
     def write(self, name: str, frame: np.ndarray) -> None:
         from faceswap.video import write_image
 
+        self.tmp.mkdir(parents=True, exist_ok=True)  # on the first frame: nothing is left behind before it
         write_image(self.tmp / name, frame)
         self.frames += 1
 
@@ -760,7 +802,7 @@ def convert(cfg) -> ConvertResult:
             frames_out["read"] += 1
             yield Item(f.index, f.name, f.image, f.error, in_range=s.start <= f.index < stop)
 
-    from faceswap.provenance import stamp_frame
+    from faceswap.provenance import run_tag, stamp_frame
 
     if source.is_video:
         from faceswap.video import VideoWriter
@@ -770,22 +812,30 @@ def convert(cfg) -> ConvertResult:
     else:
         writer = ImageFolderWriter(out, overwrite)
 
-    def consume(x: Item) -> None:
+    def render(x: Item) -> tuple[Item, np.ndarray | None, bool]:
+        """Paste back and stamp one frame (in a worker thread): (item, output frame or None, too small to mark)."""
+        finish_frame(x, blender, timings)
+        if x.image is None:
+            return x, None, False
+        t0 = time.perf_counter()
+        frame = x.out
+        mark = s.watermark and x.swapped
+        too_small = mark and not watermark_fits(frame.shape)
+        mark = mark and not too_small
+        if s.label or mark:
+            frame = stamp_frame(frame, stamp_payload, label=s.label, watermark=mark,
+                                text=s.label_text, corner=s.label_corner, strength=s.watermark_strength)
+        timings.add("stamp", time.perf_counter() - t0)
+        return x, frame, too_small
+
+    def consume(job) -> None:
         try:
-            if x.image is None:
+            x, frame, too_small = job.result()
+            if frame is None:
                 unreadable.append(x.name)
                 return
-            t0 = time.perf_counter()
-            frame = x.out if x.out is not None else x.image
-            mark = s.watermark and x.swapped
-            if mark and not watermark_fits(frame.shape):
-                mark = False
-                frames_out["too_small"] += 1
-            if s.label or mark:
-                frame = stamp_frame(frame, stamp_payload, label=s.label, watermark=mark,
-                                    text=s.label_text, corner=s.label_corner, strength=s.watermark_strength)
+            frames_out["too_small"] += int(too_small)
             t1 = time.perf_counter()
-            timings.add("stamp", t1 - t0)
             if source.is_video:
                 writer.write(frame)
             else:
@@ -808,6 +858,9 @@ def convert(cfg) -> ConvertResult:
                dynamic_ncols=True)
     reader = Prefetcher(frames(), s.queue, timings, "decode", on_item=lambda _: alive.add(1))
     sink = BackgroundSink(consume, s.queue)
+    # Paste-back and stamping depend only on their own frame: a few threads do them side by side (OpenCV and
+    # numpy release the GIL), in order, since the writer takes the results in the order they were submitted.
+    pool = ThreadPoolExecutor(max_workers=s.workers, thread_name_prefix="convert-paste")
     print(f"convert: {input_path} ({'video' if source.is_video else 'images'} {info.width}x{info.height}, "
           f"{len(source)} frames, {info.fps:g} fps{', audio' if info.has_audio else ''}) -> {out}")
     print(f"convert: checkpoint {ckpt.path} (step {ckpt.step}, {resolution} px, coverage {coverage:g} from "
@@ -821,9 +874,10 @@ def convert(cfg) -> ConvertResult:
             stream = by_detection(stream, detector, tracker, smoother, det_batch, timings)
         stream = fill_missed(stream, s.max_gap)
         for x in swap_stream(stream, swapper, blender, s, coverage, work_size, timings):
-            sink.put(x)
+            sink.put(pool.submit(render, x))
             bar.update(1)
         sink.finish()
+        pool.shutdown()
         bar.close()
         if source.is_video:
             if writer.frames == 0:
@@ -849,7 +903,8 @@ def convert(cfg) -> ConvertResult:
             "device": str(device), "size": [info.width, info.height], "fps": info.fps, "audio": info.has_audio,
             "settings": s.record(),
             "provenance": {"label": s.label, "watermark": s.watermark, "metadata": s.metadata,
-                           "watermark_payload": stamp_payload if s.watermark else None, "tags": tags},
+                           "watermark_payload": stamp_payload if s.watermark else None,
+                           "watermark_run_tag": f"{run_tag(stamp_payload):06x}" if s.watermark else None, "tags": tags},
             "timings": {**{k: round(v, 4) for k, v in timings.items()}, "wall": round(wall, 4)},
             "frames_per_s": round(n / wall, 3) if wall > 0 else 0.0,
             "memory": {"peak_frames_in_flight": alive.peak, "bound": frames_in_flight_bound(s, det_batch)},
@@ -872,6 +927,7 @@ def convert(cfg) -> ConvertResult:
         return ConvertResult(out, spath, summary)
     except BaseException:
         reader.close()
+        pool.shutdown(wait=True, cancel_futures=True)
         sink.abandon()
         bar.close()
         writer.abort()
@@ -891,9 +947,9 @@ def frames_in_flight_bound(s: ConvertSettings, det_batch: int) -> int:
     """Most frames the pipeline can hold at once, whatever the video's length.
 
     Reader queue (+1 in the reader's hand, +1 in the consumer's), detector batch, gap buffer, model
-    batch, writer queue (+1 being written).
+    batch, writer queue of pending paste-back jobs (+1 being submitted, +1 being written).
     """
-    return (s.queue + 2) + det_batch + (s.max_gap + 1) + s.batch_size + (s.queue + 1)
+    return (s.queue + 2) + det_batch + (s.max_gap + 1) + s.batch_size + (s.queue + 2)
 
 
 def summary_line(r: ConvertResult) -> str:
@@ -914,6 +970,6 @@ def run(cfg) -> int:
 
 
 __all__ = ["ConvertSettings", "parse_direction", "settings_from_config", "provenance_warnings", "training_crop",
-           "Swapper", "Item", "FaceBlender", "make_crops", "swap_stream", "from_alignments", "by_detection",
+           "Swapper", "Item", "FaceBlender", "aligned_crop", "swap_stream", "finish_frame", "from_alignments", "by_detection",
            "fill_missed", "find_alignments", "check_alignments", "check_output", "ImageFolderWriter", "convert",
            "ConvertResult", "summary_line", "frames_in_flight_bound", "run", "Prefetcher", "BackgroundSink"]

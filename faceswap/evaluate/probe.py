@@ -30,9 +30,10 @@ from faceswap.utils import atomic_path, write_json_atomic
 # its input, so only the residual can differ between them.
 EXPRESSION_PARAMS = ("mouth_open", "smile", "brow_raise", "blink", "yaw", "pitch", "roll")
 SCHEMA = "faceswap.probe"
-VERSION = 1
+VERSION = 3
 PROBE_INPUT = 64  # the probe always sees 64 px crops; other sizes are resized to it
 NEUTRAL = 0.5  # grey that replaces everything outside the fixed face ellipse
+NONE = "none"  # the probe's extra class: not a face of anyone it knows (noise, scrambled faces)
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ class ProbeSpec:
     actors: tuple[str, ...]  # JSON of each actor's appearance; the first is A, the second B
     names: tuple[str, ...]  # a label per actor ("A", "B", "random:1001", ...)
     coverage: float = 0.75  # the alignment's coverage: must match the crops it will judge
-    frame_size: int = 160  # rendered frame side (px) before alignment
+    frame_size: int = 320  # rendered frame side (px) before alignment: faces about as detailed as in a 640x480 video
     train_per_actor: int = 240
     test_per_actor: int = 48
     epochs: int = 14
@@ -122,6 +123,33 @@ def to_probe_input(crops: np.ndarray, coverage: float) -> torch.Tensor:
     return x * m + NEUTRAL * (1 - m)
 
 
+def judge_crops(crops: np.ndarray, crop_matrices: np.ndarray, true_matrices: np.ndarray, crop_size: int) -> np.ndarray:
+    """Re-cut crops made with one alignment (e.g. the detector's) as if aligned with another (the true landmarks).
+
+    ``crops``: (N, R, R, 3) images cut with ``crop_matrices`` (frame -> crop at ``crop_size``) and resized to R.
+    Returns (N, 64, 64, 3) crops in the true alignment, the one the probe was trained on: a detector's
+    landmarks sit a little off the true ones, in a consistent way, and the judges must not be misled by it.
+    """
+    crops = np.asarray(crops)
+    if crops.shape[1] > PROBE_INPUT:  # shrink first, so the warp below never aliases
+        crops = np.stack([cv2.resize(c, (PROBE_INPUT, PROBE_INPUT), interpolation=cv2.INTER_AREA) for c in crops])
+    n, r = crops.shape[0], crops.shape[1]
+
+    def to_pixels(size: int) -> np.ndarray:
+        # crop_size px -> size px, pixel-centre convention
+        k = size / crop_size
+        return np.array([[k, 0, 0.5 * k - 0.5], [0, k, 0.5 * k - 0.5], [0, 0, 1.0]])
+
+    out = np.empty((n, PROBE_INPUT, PROBE_INPUT, 3), np.uint8)
+    for i in range(n):
+        src = to_pixels(r) @ np.vstack([np.asarray(crop_matrices[i], np.float64).reshape(2, 3), [0, 0, 1]])
+        dst = to_pixels(PROBE_INPUT) @ np.vstack([np.asarray(true_matrices[i], np.float64).reshape(2, 3), [0, 0, 1]])
+        t = dst @ np.linalg.inv(src)
+        out[i] = cv2.warpAffine(np.ascontiguousarray(crops[i]), t[:2], (PROBE_INPUT, PROBE_INPUT),
+                                flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return out
+
+
 # --- the network --------------------------------------------------------------------------------------------
 
 class ProbeNet(nn.Module):
@@ -158,11 +186,12 @@ class Probe:
 
     @property
     def names(self) -> tuple[str, ...]:
-        return self.spec.names
+        """The identity classes, in the order of ``predict``'s probabilities: the actors, then ``none``."""
+        return (*self.spec.names, NONE)
 
     @torch.no_grad()
     def predict(self, crops: np.ndarray, batch: int = 128) -> tuple[np.ndarray, np.ndarray]:
-        """Aligned crops (N, R, R, 3) uint8 -> (identity probabilities (N, actors), parameters (N, P) in their units)."""
+        """Aligned crops (N, R, R, 3) uint8 -> (identity probabilities (N, classes), parameters (N, P) in their units)."""
         self.net.eval()
         probs, params = [], []
         for i in range(0, len(crops), batch):
@@ -280,8 +309,10 @@ def render_set(spec: ProbeSpec, split: str, progress: bool = False) -> tuple[np.
             # A detector's landmarks wander by a few percent of the eye distance.
             eye = float(np.hypot(*(lm[1] - lm[0])))
             lm = lm + rng.normal(0, 0.03 * eye, lm.shape)
-            m = alignment_matrix(lm, PROBE_INPUT, spec.coverage)
-            crops.append(warp_to_crop(r.image, m, PROBE_INPUT))
+            # Cut at twice the size, then shrink: the way extract's crops reach a model.
+            m = alignment_matrix(lm, 2 * PROBE_INPUT, spec.coverage)
+            big = warp_to_crop(r.image, m, 2 * PROBE_INPUT)
+            crops.append(cv2.resize(big, (PROBE_INPUT, PROBE_INPUT), interpolation=cv2.INTER_AREA))
             ids.append(i)
             targets.append(targets_of(perf.to_dict(), m))
     bar.close()
@@ -294,6 +325,33 @@ def _bar(total: int, desc: str, progress: bool):
     from tqdm import tqdm
 
     return tqdm(total=total, desc=desc, leave=False, disable=not (progress and sys.stderr.isatty()))
+
+
+def nonfaces(crops: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` images that are nobody's face: coloured noise, smooth blobs and faces scrambled in 8 px blocks.
+
+    The scrambled faces keep a real face's colours but none of its structure, so the probe cannot name an
+    actor from skin colour alone; the noise is what an untrained decoder puts out.
+    """
+    size = crops.shape[1]
+    out = np.empty((n, size, size, 3), np.uint8)
+    for i in range(n):
+        kind = i % 3
+        if kind == 0:
+            mean = rng.uniform(0.2, 0.8, 3)
+            img = mean + rng.normal(0, rng.uniform(0.02, 0.25), (size, size, 3))
+        elif kind == 1:
+            cells = int(rng.integers(2, 9))
+            low = rng.uniform(0, 1, (cells, cells, 3)).astype(np.float32)
+            img = cv2.resize(low, (size, size), interpolation=cv2.INTER_CUBIC)
+        else:
+            face = crops[int(rng.integers(len(crops)))].astype(np.float32) / 255.0
+            b = 8
+            blocks = face.reshape(size // b, b, size // b, b, 3).transpose(0, 2, 1, 3, 4).reshape(-1, b, b, 3)
+            blocks = blocks[rng.permutation(len(blocks))]
+            img = blocks.reshape(size // b, size // b, b, b, 3).transpose(0, 2, 1, 3, 4).reshape(size, size, 3)
+        out[i] = np.clip(np.asarray(img) * 255 + 0.5, 0, 255).astype(np.uint8)
+    return out
 
 
 def degrade(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -332,10 +390,16 @@ def train_probe(spec: ProbeSpec, progress: bool = False, log: Callable[[str], No
     t_render = time.perf_counter() - t0
     mean = targets.mean(axis=0)
     std = np.maximum(targets.std(axis=0), 1e-3)
-    x_all = to_probe_input(crops, spec.coverage)
-    y_all = torch.from_numpy(ids)
-    z_all = torch.from_numpy((targets - mean) / std).float()
-    net = ProbeNet(len(spec.actors))
+    rng = np.random.default_rng(spec.seed)
+    # One more class of non-faces, as many as one actor's faces, so that junk is never called anybody.
+    negs = nonfaces(crops, spec.train_per_actor, rng)
+    test_negs = nonfaces(test_crops, spec.test_per_actor, rng)
+    none = len(spec.actors)
+    x_all = to_probe_input(np.concatenate([crops, negs]), spec.coverage)
+    y_all = torch.from_numpy(np.concatenate([ids, np.full(len(negs), none)]))
+    z_all = torch.from_numpy(np.concatenate([(targets - mean) / std, np.zeros((len(negs), targets.shape[1]))])).float()
+    is_face = (y_all != none).float()[:, None]
+    net = ProbeNet(len(spec.actors) + 1)
     opt = torch.optim.AdamW(net.parameters(), lr=spec.lr, weight_decay=1e-4)
     n = len(x_all)
     steps_per_epoch = max(1, math.ceil(n / spec.batch_size))
@@ -351,7 +415,10 @@ def train_probe(spec: ProbeSpec, progress: bool = False, log: Callable[[str], No
             # Degrade the face only; the outside stays the neutral grey the probe always sees there.
             x = degrade(x_all[idx], gen) * mask + NEUTRAL * (1 - mask)
             logits, z = net(x)
-            loss = F.cross_entropy(logits, y_all[idx]) + F.smooth_l1_loss(z, z_all[idx], beta=0.5)
+            # Non-faces have no expression: they teach the identity head only.
+            w = is_face[idx]
+            reg = (F.smooth_l1_loss(z, z_all[idx], beta=0.5, reduction="none") * w).sum() / (w.sum() * z.shape[1]).clamp(min=1)
+            loss = F.cross_entropy(logits, y_all[idx]) + reg
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -361,15 +428,17 @@ def train_probe(spec: ProbeSpec, progress: bool = False, log: Callable[[str], No
     net.eval()
     probe = Probe(net, spec, mean.astype(np.float32), std.astype(np.float32))
     probs, params = probe.predict(test_crops)
+    neg_probs, _ = probe.predict(test_negs)
     from faceswap.evaluate.metrics import normalised_errors
 
     per_param = normalised_errors(params, test_targets, probe.param_std)
     probe.report = {
         "identity_accuracy": float(np.mean(probs.argmax(1) == test_ids)),
+        "nonface_rejection": float(np.mean(neg_probs.argmax(1) == none)),
         "expression_error_on_renders": float(per_param.mean()),
         "expression_error_per_param": {k: float(v) for k, v in zip(EXPRESSION_PARAMS, per_param)},
         "param_std": {k: float(v) for k, v in zip(EXPRESSION_PARAMS, std)},
-        "train_faces": int(n), "test_faces": int(len(test_crops)), "actors": list(spec.names),
+        "train_faces": int(len(crops)), "test_faces": int(len(test_crops)), "actors": list(spec.names),
         "render_seconds": round(t_render, 1), "seconds": round(time.perf_counter() - t0, 1),
     }
     if log:
@@ -412,5 +481,6 @@ def get_probe(spec: ProbeSpec, cache_dir: str | os.PathLike | None = None, progr
 
 __all__ = [
     "EXPRESSION_PARAMS", "ProbeSpec", "make_spec", "face_ellipse", "crop_roll", "targets_of", "to_probe_input",
-    "ProbeNet", "Probe", "render_set", "degrade", "train_probe", "get_probe", "default_cache_dir", "SHIPPED_DIR",
+    "judge_crops",
+    "ProbeNet", "Probe", "render_set", "nonfaces", "degrade", "train_probe", "NONE", "get_probe", "default_cache_dir", "SHIPPED_DIR",
 ]

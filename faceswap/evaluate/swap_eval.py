@@ -4,6 +4,8 @@ Held-out frames are the last part of B's video by time: the same faces the train
 (``data.val_fraction``, read from the checkpoint). Every measurement is made on aligned crops at the model's
 resolution: B's frame and the true-swap frame are cut out with the *same* matrix (from extract's alignments
 when given, else from the renderer's true landmarks), so they show the same region of the same performance.
+The judges (identity probe, expression/pose reader) see those crops re-cut to the true landmarks' alignment,
+the one they were trained on.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ import torch
 
 from faceswap.errors import UserError
 from faceswap.evaluate import metrics as M
-from faceswap.evaluate.probe import EXPRESSION_PARAMS, Probe, get_probe, make_spec, targets_of
+from faceswap.evaluate.probe import EXPRESSION_PARAMS, Probe, get_probe, judge_crops, make_spec, targets_of
 from faceswap.extract.align import alignment_matrix, warp_to_crop
 from faceswap.utils import read_json, write_json_atomic
 from faceswap.video import read_image, read_video, write_image
@@ -147,7 +149,8 @@ class TestSet:
     """Aligned crops of B's held-out frames and of the true swap, cut with the same matrices."""
 
     indices: list[int]
-    matrices: np.ndarray  # (N, 2, 3) frame -> crop at crop_size
+    matrices: np.ndarray  # (N, 2, 3) frame -> crop at crop_size: what the model's crops are cut with
+    true_matrices: np.ndarray  # (N, 2, 3) the same from the renderer's true landmarks: what the judges see
     crop_size: int
     coverage: float
     align: str  # "extract" or "truth"
@@ -155,7 +158,14 @@ class TestSet:
     truth: np.ndarray = field(default=None)
     mask: np.ndarray = field(default=None)  # (N, R, R) uint8: the true swap's face mask
     mask_b: np.ndarray = field(default=None)  # B's own face mask
-    targets: np.ndarray = field(default=None)  # (N, P) expression/pose of B's performance, roll in the crop
+    targets: np.ndarray = field(default=None)  # (N, P) expression/pose of B's performance, roll in the judges' crop
+
+    def judged(self, crops: np.ndarray) -> np.ndarray:
+        """Model-size crops (or one image for every frame) -> the judges' crops, in the true alignment."""
+        crops = np.asarray(crops)
+        if crops.ndim == 3:
+            crops = np.broadcast_to(crops, (len(self.indices), *crops.shape))
+        return judge_crops(crops, self.matrices, self.true_matrices, self.crop_size)
 
 
 def choose_test_frames(synth: SynthFolder, fraction: float, faces_b: Path | None, align: str, max_frames: int
@@ -184,10 +194,12 @@ def choose_test_frames(synth: SynthFolder, fraction: float, faces_b: Path | None
         test = held_out(with_face, fraction)[:max_frames]
         matrices = np.stack([alignment_matrix(np.asarray(synth.frames["B"][i]["landmarks"]), crop_size, coverage)
                              for i in test]) if test else np.zeros((0, 2, 3))
+    true = np.stack([alignment_matrix(np.asarray(synth.frames["B"][i]["landmarks"]), crop_size, coverage)
+                     for i in test]) if test else np.zeros((0, 2, 3))
     if len(test) < 2:
         raise UserError(f"only {len(test)} held-out frame(s) of B show a face (of {len(synth.frames['B'])} frames, "
                         f"test fraction {fraction}); render more frames or raise eval.test_fraction")
-    return TestSet(test, matrices, int(crop_size), float(coverage), how)
+    return TestSet(test, matrices, true, int(crop_size), float(coverage), how)
 
 
 def _bar(total: int, desc: str, progress: bool):
@@ -222,7 +234,7 @@ def gather_crops(synth: SynthFolder, ts: TestSet, resolution: int, progress: boo
             if mask is None:
                 raise UserError(f"{synth.path / name / 'masks' / f'{idx:06d}.png'} is missing; re-run synth into an empty folder")
             dst[k] = crop_face(mask, m, ts.crop_size, r)
-        ts.targets[k] = targets_of(synth.frames["B"][idx]["performance"], m)
+        ts.targets[k] = targets_of(synth.frames["B"][idx]["performance"], ts.true_matrices[k])
     bar.close()
     if seen < last - first + 1:
         raise UserError(f"{synth.video('B')} or {synth.video('truth_B_as_A')} ended before frame {last}; re-run synth")
@@ -379,7 +391,7 @@ def evaluate_video(video: Path, synth: SynthFolder, ts: TestSet, resolution: int
     bar.close()
     if gif:
         write_gif(out / "samples" / "frames.gif", gif, fps=8)
-    probs, params = probe.predict(crops)
+    probs, params = probe.predict(ts.judged(crops))
     per_param = M.normalised_errors(params, ts.targets, probe.param_std)
     return {
         "path": str(video),
@@ -397,6 +409,7 @@ def evaluate_video(video: Path, synth: SynthFolder, ts: TestSet, resolution: int
 # --- the stage ------------------------------------------------------------------------------------------------
 
 def _judge(probe: Probe, crops: np.ndarray, targets: np.ndarray) -> dict:
+    """Identity and expression/pose of judge-ready crops (see ``TestSet.judged``) against B's true performance."""
     probs, params = probe.predict(crops)
     per_param = M.normalised_errors(params, targets, probe.param_std)
     return {"identity_a_rate": float(np.mean(probs.argmax(1) == probe.names.index("A"))),
@@ -471,7 +484,7 @@ def evaluate(checkpoint: str | Path, synth_dir: str | Path, out: str | Path, *, 
     results = {}
     for name, pred in (("swap", swap), ("input_b", ts.b), ("mean_a", mean_stack), ("truth", ts.truth)):
         entry = {} if name == "truth" else pixel_scores(pred, ts.truth, ts.mask)
-        entry.update(_judge(probe, np.ascontiguousarray(pred), ts.targets))
+        entry.update(_judge(probe, ts.judged(pred), ts.targets))
         entry["flicker"] = runs_temporal_error(np.ascontiguousarray(pred), ts.truth, ts.mask, runs)
         results[name] = entry
     results["swap"]["flicker_raw"] = runs_flicker(swap, ts.mask, runs)

@@ -154,10 +154,6 @@ def crop_record(settings: ExtractSettings) -> dict:
             "template": np.round(template_points(settings.size, settings.coverage), 4).tolist()}
 
 
-def to_detection(face: Face) -> Detection:
-    return Detection(np.asarray(face.box), float(face.score), np.asarray(face.landmarks))
-
-
 def reference_descriptor(path: str, detector: Detector) -> np.ndarray:
     """Descriptor of the largest face in the reference photo; a photo without a face is a user error."""
     from faceswap.video import read_image
@@ -252,10 +248,7 @@ class _Run:
                 return "fresh", 0
             self.alignments.frames = al.frames
             self.smoother.load_state(state.get("smoother"))
-            last = next((r for r in reversed(al.frames) if r.target is not None), None)
-            gap = len(al.frames) - 1 - last.index if last is not None else 0
-            if last is not None and gap <= self.settings.tracker.max_gap:
-                self.tracker.seed(to_detection(last.faces[last.target]), gap)
+            self.tracker.load_state(state.get("tracker"))
             return "resume", len(al.frames)
         return "fresh", 0
 
@@ -266,7 +259,8 @@ class _Run:
                 (self.out / sub / f"{rec.name}.png").unlink(missing_ok=True)
 
     def save_partial(self) -> None:
-        save_alignments(self.alignments, self.out / PARTIAL, extra={"resume": {"smoother": self.smoother.state()}})
+        save_alignments(self.alignments, self.out / PARTIAL,
+                        extra={"resume": {"smoother": self.smoother.state(), "tracker": self.tracker.state()}})
 
     # the loop ---------------------------------------------------------------------------------------------
     def process_frame(self, frame, faces: list[Detection]) -> FrameRecord:
@@ -279,7 +273,7 @@ class _Run:
         else:
             if self.tracker.last is not None and not self.tracker.continues(faces):
                 t_re = time.perf_counter()
-                found = self.detector.redetect(frame.image, self.tracker.last.landmarks)
+                found = self.detector.redetect(frame.image, self.tracker.predicted().landmarks)
                 if found is not None:
                     faces = [*faces, found]
                 t0 += time.perf_counter() - t_re  # counted as detection, not alignment

@@ -92,10 +92,11 @@ def select_by_rule(faces: Sequence[Detection], rule: str, frame_shape: tuple[int
 
 @dataclass
 class TrackerSettings:
-    iou_min: float = 0.3  # a face continues the track when its box overlaps the last target's this much
-    landmark_max: float = 0.5  # ... or its landmarks lie within this many face sizes of the last target's
-    max_gap: int = 0  # frames a track survives without a face (0: re-acquire by the rule after any miss)
-    switch_ratio: float = 1.5  # largest/central: the rule's pick takes over when this much bigger / nearer the centre (0 = never)
+    iou_min: float = 0.3  # a face continues the track when its box overlaps the predicted target's this much
+    landmark_max: float = 0.5  # ... or its landmarks lie within this many face sizes of the predicted target's
+    max_gap: int = 5  # frames a lost target is waited for before the rule may pick another face (0: at once)
+    rejoin_similarity: float = 0.7  # while waiting, a face this similar in appearance to the lost target rejoins
+    switch_ratio: float = 1.3  # largest/central: the rule's pick takes over when this much bigger / nearer the centre (0 = never)
     reference_margin: float = 0.05  # target=reference: another face must be this much more similar to take over
     reference_min: float = 0.0  # target=reference: faces less similar than this are never the target
 
@@ -103,12 +104,14 @@ class TrackerSettings:
 class TargetTracker:
     """Chooses the target face per frame and keeps it consistent over time.
 
-    The face that continues the previous target (box overlap, else landmark distance) stays the target; after
-    a miss, or when nothing continues it, the rule picks again. The rule also takes the target over when its
-    pick is clearly better (``switch_ratio``): a track that started on the only face in view, a bystander,
-    does not keep the target once the main face is back. With ``target=reference`` the appearance of
-    every face is compared to the reference each frame as well, so a tracker that jumped to the wrong person
-    when two faces crossed is corrected (``reference_margin`` keeps it from flickering between near-ties).
+    The face that continues the target's track (box overlap with, else landmark distance to, where the target
+    should be now given its last motion) stays the target. When nothing continues it the target is waited for
+    up to ``max_gap`` frames; a face that looks like it (``rejoin_similarity``, the appearance descriptor)
+    rejoins the track, others are not given the target. Then the rule picks again. The rule also takes the
+    target over when its pick is clearly better (``switch_ratio``): a track that started on a bystander while
+    the main face was not found does not keep the target once the main face is back. With
+    ``target=reference`` every face is compared with the reference each frame, so a tracker that jumped to
+    the wrong person when two faces crossed is corrected (``reference_margin`` keeps it from flickering).
     """
 
     def __init__(self, rule: str = "largest", settings: TrackerSettings | None = None,
@@ -120,32 +123,76 @@ class TargetTracker:
         self.rule = rule
         self.settings = settings or TrackerSettings()
         self.reference = reference
-        self.last: Detection | None = None
-        self.gap = 0
-        self.continued = False  # whether the last update's target continued the previous track
+        self.reset()
 
     def reset(self) -> None:
-        self.last, self.gap, self.continued = None, 0, False
+        self.last: Detection | None = None  # the target when it was last seen
+        self.velocity = np.zeros(2)  # its centre's motion per frame
+        self.appearance: np.ndarray | None = None  # its descriptor when it was last seen
+        self.gap = 0  # frames since it was last seen
+        self.continued = False  # whether the last update's target continued the track
 
-    def seed(self, last: Detection | None, gap: int = 0) -> None:
-        """Restore the state after a resume: the last target seen and the frames missed since."""
-        self.last, self.gap = last, gap
+    # --- state, for resuming a run ---
+
+    def state(self) -> dict:
+        last = None if self.last is None else {"box": self.last.box.tolist(), "score": self.last.score,
+                                                "landmarks": self.last.landmarks.tolist()}
+        return {"last": last, "velocity": self.velocity.tolist(), "gap": self.gap,
+                "appearance": None if self.appearance is None else self.appearance.tolist()}
+
+    def load_state(self, state: dict | None) -> None:
+        self.reset()
+        if not state:
+            return
+        last = state.get("last")
+        if last:
+            self.last = Detection(np.asarray(last["box"], dtype=np.float64), float(last["score"]),
+                                  np.asarray(last["landmarks"], dtype=np.float64))
+        self.velocity = np.asarray(state.get("velocity") or [0.0, 0.0], dtype=np.float64)
+        self.gap = int(state.get("gap", 0))
+        app = state.get("appearance")
+        self.appearance = None if app is None else np.asarray(app, dtype=np.float64)
+
+    # --- matching ---
+
+    def predicted(self) -> Detection | None:
+        """Where the target should be in the coming frame (its last box and landmarks moved by its velocity)."""
+        if self.last is None:
+            return None
+        shift = self.velocity * (self.gap + 1)
+        return Detection(self.last.box + np.tile(shift, 2), self.last.score, self.last.landmarks + shift)
 
     def continues(self, faces: Sequence[Detection]) -> bool:
         """Whether one of ``faces`` would continue the current track (False when there is none)."""
         return bool(faces) and self._continuation(faces) is not None
 
     def _continuation(self, faces: Sequence[Detection]) -> int | None:
-        if self.last is None:
+        pred = self.predicted()
+        if pred is None or not faces:
             return None
         s = self.settings
-        ious = [iou(self.last.box, f.box) for f in faces]
+        ious = [iou(pred.box, f.box) for f in faces]
         best = int(np.argmax(ious))
         if ious[best] >= s.iou_min:
             return best
-        dists = [landmark_distance(self.last.landmarks, f.landmarks) for f in faces]
+        dists = [landmark_distance(pred.landmarks, f.landmarks) for f in faces]
         best = int(np.argmin(dists))
         return best if dists[best] <= s.landmark_max else None
+
+    def _rejoin(self, frame: np.ndarray | None, faces: Sequence[Detection]) -> int | None:
+        if self.appearance is None or frame is None:
+            return None
+        sims = [descriptor_similarity(self.appearance, face_descriptor(frame, f.landmarks)) for f in faces]
+        best = int(np.argmax(sims))
+        return best if sims[best] >= self.settings.rejoin_similarity else None
+
+    def _miss(self) -> None:
+        self.continued = False
+        self.gap += 1
+        if self.gap > self.settings.max_gap:
+            self.last, self.appearance = None, None
+            self.velocity = np.zeros(2)
+        return None
 
     def _clearly_better(self, new: Detection, held: Detection, shape: tuple[int, ...]) -> bool:
         """Whether the rule's pick beats the tracked face by the switch margin (hysteresis against flicker)."""
@@ -158,28 +205,43 @@ class TargetTracker:
         d_new, d_held = np.linalg.norm(new.centre - c), np.linalg.norm(held.centre - c)
         return d_held > r * d_new + 0.05 * min(shape[0], shape[1])
 
+    def _accept(self, frame: np.ndarray | None, face: Detection, continued: bool) -> None:
+        if continued and self.last is not None:
+            step = (face.centre - self.last.centre) / (self.gap + 1)
+            self.velocity = 0.5 * self.velocity + 0.5 * step  # a little smoothing against detector jitter
+        else:
+            self.velocity = np.zeros(2)
+        self.last, self.gap, self.continued = face, 0, continued
+        if frame is not None:
+            self.appearance = face_descriptor(frame, face.landmarks)
+
     def update(self, frame: np.ndarray | None, faces: Sequence[Detection]) -> int | None:
         """The target's index in ``faces`` for this frame (None when there is none)."""
         self.continued = False
         if not faces:
-            self.gap += 1
-            if self.gap > self.settings.max_gap:
-                self.last = None
-            return None
+            return self._miss()
         pick = cont = self._continuation(faces)
         if self.rule == "reference":
+            if frame is None:
+                raise ValueError("target=reference needs the frame to compare faces with the reference")
             sims = [descriptor_similarity(self.reference, face_descriptor(frame, f.landmarks)) for f in faces]
             best = int(np.argmax(sims))
             if sims[best] < self.settings.reference_min:
-                return self.update(frame, [])  # only other people in view: a miss for this target
+                return self._miss()  # only other people in view: a miss for this target
             if pick is None or sims[pick] < self.settings.reference_min or sims[best] > sims[pick] + self.settings.reference_margin:
                 pick = best
         else:
             shape = frame.shape if frame is not None else (0, 0)
             best = select_by_rule(faces, self.rule, shape)
+            if pick is None and self.last is not None and self.gap < self.settings.max_gap:
+                # The target was just lost (a fast move, a turned head, a missed detection): take back a face
+                # that looks like it, and do not hand the target to whoever else is in view meanwhile.
+                pick = self._rejoin(frame, faces)
+                if pick is None and not self._clearly_better(faces[best], self.last, shape):
+                    return self._miss()
             if pick is None or self._clearly_better(faces[best], faces[pick], shape):
                 pick = best
-        self.last, self.gap, self.continued = faces[pick], 0, pick == cont and cont is not None
+        self._accept(frame, faces[pick], continued=cont is not None and pick == cont)
         return pick
 
 

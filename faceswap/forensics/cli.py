@@ -105,6 +105,13 @@ def run(cfg: DictConfig) -> int:
     action = str(cfg.action)
     if action not in ACTIONS:
         raise UserError(f"unknown forensics action '{action}'; use 'faceswap forensics out=DIR' (run) or 'faceswap forensics scan VIDEO'")
+    threads = int(cfg.threads)
+    if threads < 0:
+        raise UserError(f"threads={threads}: give 0 (torch's default) or a positive number of CPU threads")
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
     if action == "scan":
         from faceswap.forensics.scan import run_scan
 

@@ -146,8 +146,12 @@ def prepare(fcfg, out: Path, from_dir: str | Path | None, seed: int = 0, device:
         jobs.append((f"cm:{cm.name}", main, list(cm.overrides)))
         mats.notes[f"cm:{cm.name}"] = f"main checkpoint, convert with {' '.join(cm.overrides)}"
     for key, model, extra in jobs:
-        dst = work / "swaps" / f"{key.replace(':', '_')}.mp4"
-        if not dst.is_file():
+        name = f"{key.replace(':', '_')}.mp4"
+        dst = work / "swaps" / name
+        earlier = Path(from_dir) / "pipeline" / "swaps" / name if from_dir else None
+        if not dst.is_file() and earlier is not None and earlier.is_file():
+            dst = earlier  # from= is an earlier forensics run: its swaps are reused as they are
+        elif not dst.is_file():
             run_stage("convert", [f"input={_q(synth / 'B.mp4')}", f"checkpoint={_q(mats.runs[model])}", f"out={_q(dst)}",
                                   "direction=b_to_a", f"alignments={_q(extract['B'])}", *flags, *p.convert, *extra], log)
         mats.swaps[key] = dst

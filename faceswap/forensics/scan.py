@@ -15,6 +15,10 @@ from faceswap.forensics.experiments import _plt, _save, frame_scores
 from faceswap.utils import read_json, write_json_atomic
 
 
+# Detectors trained by a default `faceswap forensics` run on a CPU, shipped so that a scan works out of the box.
+SHIPPED = Path(__file__).resolve().parent / "shipped"
+
+
 def cache_dir() -> Path:
     """Where the detectors of the last `faceswap forensics` run are kept for scans without ``detectors=``."""
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
@@ -40,13 +44,13 @@ def cache_detectors(folder: Path) -> Path:
 
 
 def resolve_detectors(path: str | os.PathLike | None) -> Path:
-    """``detectors=`` may name a forensics out folder or its ``detectors/``; without it, the cache."""
+    """``detectors=`` may name a forensics out folder or its ``detectors/``; without it, the cache, then the shipped ones."""
     if path is None:
-        folder = cache_dir()
-        if not any((folder / f"{n}.json").is_file() for n in DETECTORS):
-            raise UserError("no trained detectors found: run 'faceswap forensics out=DIR' first (it caches them), "
-                            "or pass detectors=DIR of such a run")
-        return folder
+        for folder in (cache_dir(), SHIPPED):
+            if any((folder / f"{n}.json").is_file() for n in DETECTORS):
+                return folder
+        raise UserError("no trained detectors found: run 'faceswap forensics out=DIR' first (it caches them), "
+                        "or pass detectors=DIR of such a run")
     folder = Path(path)
     if not folder.exists():
         raise UserError(f"detectors folder {folder} does not exist; pass detectors=DIR of a 'faceswap forensics out=DIR' run")
@@ -80,7 +84,7 @@ def scan_plot(frames: np.ndarray, scores: dict[str, np.ndarray], n_frames: int, 
     ax.set_xlabel("frame")
     ax.set_ylabel("P(swapped)")
     ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=7, ncol=3, loc="upper right")
+    ax.legend(fontsize=7, ncol=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False)
     return _save(fig, path)
 
 

@@ -104,9 +104,30 @@ def split_by_time(n: int, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:
     return np.arange(n - n_val), np.arange(n - n_val, n)
 
 
+def _mix64(z: np.ndarray) -> np.ndarray:
+    # splitmix64's finaliser: a cheap, well-mixed 64-bit hash (uint64 arithmetic wraps, as intended).
+    z = z + np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def sample_seeds(seed: int, rank: int, identity: int, positions) -> np.ndarray:
+    """32-bit seeds that depend only on where each sample sits in the stream: workers and resumes agree.
+
+    A hash rather than a seeded generator, because the sampler makes one per image in the main process.
+    """
+    pos = np.atleast_1d(np.asarray(positions, dtype=np.int64)).astype(np.uint64)
+    with np.errstate(over="ignore"):
+        h = np.zeros_like(pos)
+        for v in (seed, rank, identity):
+            h = _mix64(h ^ np.uint64(int(v) & 0xFFFFFFFFFFFFFFFF))
+        h = _mix64(h ^ pos)
+    return (h >> np.uint64(32)).astype(np.int64)
+
+
 def sample_seed(seed: int, rank: int, identity: int, position: int) -> int:
-    """A per-sample seed that depends only on where the sample sits in the stream: workers and resumes agree."""
-    return int(np.random.SeedSequence([seed, rank, identity, position]).generate_state(1)[0])
+    return int(sample_seeds(seed, rank, identity, [position])[0])
 
 
 # --- loading ----------------------------------------------------------------------------------------------
@@ -195,21 +216,32 @@ class Augmenter:
         self.colour = A.Compose([
             A.HueSaturationValue(hue_shift_limit=hue, sat_shift_limit=saturation, val_shift_limit=value, p=colour_p),
             A.RandomBrightnessContrast(brightness_limit=brightness, contrast_limit=contrast, p=colour_p),
-        ], additional_targets={"target": "image"}, seed=0)
+        ], seed=0)
         self.degrade = A.Compose([
             A.GaussianBlur(blur_limit=(3, 5), sigma_limit=(0.3, 1.2), p=blur_p),
             A.GaussNoise(std_range=(noise_std / 3, noise_std), p=noise_p),
         ], seed=0)
 
-    def __call__(self, face: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
-        self.colour.set_random_seed(seed)
-        out = self.colour(image=face, target=face)
-        self.degrade.set_random_seed(seed + 1)
-        return self.degrade(image=out["image"])["image"], out["target"]
+    def reseed(self, seed: int) -> None:
+        # Reseeding costs more than augmenting a small face, so the loader reseeds once per batch.
+        self.colour.set_random_seed(int(seed))
+        self.degrade.set_random_seed(int(seed) + 1)
+
+    def __call__(self, face: np.ndarray, seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(input, target) for one face; ``seed`` reseeds first (else the sequence continues)."""
+        if seed is not None:
+            self.reseed(seed)
+        target = self.colour(image=face)["image"]
+        return self.degrade(image=target)["image"], target
 
 
 class PairDataset(torch.utils.data.Dataset):
-    """Item key ``(index_a, index_b, seed_a, seed_b)`` -> one augmented face of A and one of B (uint8, HWC)."""
+    """Item key ``((index_a, seed_a), (index_b, seed_b))`` -> one augmented face of A and one of B (uint8, HWC).
+
+    The loader fetches whole batches (``__getitems__``): one worker makes a whole batch, reseeding the
+    augmentation once from the batch's first key, so a batch depends on its keys alone, whatever the
+    number of workers.
+    """
 
     def __init__(self, sets: dict[str, FaceSet], augment: Augmenter | None, flip: float):
         self.sets, self.augment, self.flip = sets, augment, float(flip)
@@ -217,23 +249,34 @@ class PairDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:  # only for DataLoader bookkeeping: the sampler is infinite
         return max(len(s) for s in self.sets.values())
 
-    def sample(self, fs: FaceSet, index: int, seed: int) -> dict[str, np.ndarray]:
-        rng = np.random.default_rng(seed)
+    def _sample(self, fs: FaceSet, index: int, seed: int) -> tuple[np.ndarray, ...]:
         face, mask, lm = fs.faces[index], fs.masks[index], fs.landmarks[index]
-        if rng.random() < self.flip:
+        if (seed & 0xFFFF) / 65536.0 < self.flip:  # the seed's low bits are uniform: a free coin
             face, mask, lm = flip_face(face, mask, lm)
         if self.augment is not None:
-            inp, target = self.augment(np.ascontiguousarray(face), int(rng.integers(2**31 - 1)))
+            inp, target = self.augment(np.ascontiguousarray(face))
         else:
             inp = target = face
-        return {"input": np.ascontiguousarray(inp), "target": np.ascontiguousarray(target),
-                "mask": np.ascontiguousarray(mask), "landmarks": lm.astype(np.float32)}
+        return inp, target, mask, lm
+
+    def __getitems__(self, keys: list) -> dict[str, dict[str, np.ndarray]]:
+        if self.augment is not None:
+            self.augment.reseed(keys[0][0][1])
+        out = {}
+        for j, (name, fs) in enumerate(self.sets.items()):
+            samples = [self._sample(fs, int(key[j][0]), int(key[j][1])) for key in keys]
+            inp, target, mask, lm = (np.stack(x) for x in zip(*samples))
+            out[name] = {"input": inp, "target": target, "mask": mask, "landmarks": lm.astype(np.float32)}
+        return out
 
     def __getitem__(self, key) -> dict[str, dict[str, np.ndarray]]:
-        out = {}
-        for (name, fs), (index, seed) in zip(self.sets.items(), key):
-            out[name] = self.sample(fs, int(index), int(seed))
-        return out
+        batch = self.__getitems__([key])
+        return {name: {k: v[0] for k, v in item.items()} for name, item in batch.items()}
+
+
+def collate_batch(batch: dict) -> dict:
+    """The dataset already stacked the batch (``__getitems__``): numpy -> tensors, nothing else."""
+    return {name: {k: torch.from_numpy(v) for k, v in item.items()} for name, item in batch.items()}
 
 
 class PairBatchSampler(torch.utils.data.Sampler):
@@ -249,6 +292,10 @@ class PairBatchSampler(torch.utils.data.Sampler):
         self.indices = {k: np.asarray(v) for k, v in indices.items()}
         self.batch_size, self.seed, self.rank, self.world = int(batch_size), int(seed), int(rank), int(world)
         self.start_step = int(start_step)
+        if any(len(v) == 0 for v in self.indices.values()):
+            raise UserError("no training faces left for an identity after the validation split; lower data.val_fraction")
+        # A rank's share of one pass; the same every pass (fewer faces than ranks: one face each).
+        self._per_epoch = [max(1, len(range(self.rank, len(v), self.world))) for v in self.indices.values()]
         self._cache: dict[tuple[int, int], np.ndarray] = {}
 
     def _shard(self, ident: int, epoch: int) -> np.ndarray:
@@ -260,21 +307,24 @@ class PairBatchSampler(torch.utils.data.Sampler):
             shard = perm[self.rank::self.world]
             if len(shard) == 0:  # fewer faces than ranks: every rank still gets faces
                 shard = perm[self.rank % len(perm):][:1]
-            self._cache = {k: v for k, v in self._cache.items() if k[0] != ident}
+            # Keep the two newest passes per identity: a batch spans at most two.
+            stale = sorted(k for k in self._cache if k[0] == ident)[:-1]
+            for k in stale:
+                del self._cache[k]
             self._cache[key] = shard
         return self._cache[key]
 
     def batch(self, step: int) -> list[tuple]:
-        keys = []
-        for i in range(self.batch_size):
-            pos = step * self.batch_size + i
-            item = []
-            for ident, idx in enumerate(self.indices.values()):
-                per_epoch = len(self._shard(ident, 0))
-                epoch, offset = divmod(pos, per_epoch)
-                item.append((int(self._shard(ident, epoch)[offset]), sample_seed(self.seed, self.rank, ident, pos)))
-            keys.append(tuple(item))
-        return keys
+        pos = step * self.batch_size + np.arange(self.batch_size, dtype=np.int64)
+        columns = []
+        for ident in range(len(self.indices)):
+            epochs, offsets = np.divmod(pos, self._per_epoch[ident])
+            idx = np.empty(len(pos), np.int64)
+            for epoch in np.unique(epochs):
+                sel = epochs == epoch
+                idx[sel] = self._shard(ident, int(epoch))[offsets[sel]]
+            columns.append(zip(idx.tolist(), sample_seeds(self.seed, self.rank, ident, pos).tolist()))
+        return [tuple(item) for item in zip(*columns)]
 
     def __iter__(self) -> Iterator[list[tuple]]:
         step = self.start_step
@@ -295,7 +345,7 @@ def make_loader(dataset: PairDataset, sampler: PairBatchSampler, workers: int, p
             # Fork shares the preloaded face arrays with the workers instead of pickling them to each.
             kwargs["multiprocessing_context"] = "fork"
     return torch.utils.data.DataLoader(dataset, batch_sampler=sampler, num_workers=workers, pin_memory=pin_memory,
-                                       **kwargs)
+                                       collate_fn=collate_batch, **kwargs)
 
 
 def to_device(batch: dict, device: torch.device, channels_last: bool, non_blocking: bool = True) -> dict:
@@ -359,6 +409,6 @@ def preview_indices(n: int, count: int) -> np.ndarray:
 
 __all__ = [
     "FaceSet", "read_crop_landmarks", "scale_landmarks", "landmark_mask", "flip_face", "split_by_time", "sample_seed",
-    "load_faces", "Augmenter", "PairDataset", "PairBatchSampler", "make_loader", "to_device", "Prefetcher",
+    "sample_seeds", "load_faces", "Augmenter", "PairDataset", "collate_batch", "PairBatchSampler", "make_loader", "to_device", "Prefetcher",
     "preview_indices",
 ]

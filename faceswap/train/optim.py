@@ -34,6 +34,19 @@ def make_optimizer(model: nn.Module, lr: float, weight_decay: float, betas=(0.9,
     return torch.optim.AdamW(groups, lr=lr, betas=tuple(betas), **kwargs)
 
 
+def restore_optimizer(optimizer: torch.optim.Optimizer, state: dict) -> None:
+    """Load optimizer state read from disk, laid out like the parameters it belongs to.
+
+    Saved tensors come back contiguous while channels_last parameters are not; CUDA's fused and foreach
+    AdamW kernels need a parameter, its gradient and its moments to share strides.
+    """
+    optimizer.load_state_dict(state)
+    for param, entry in optimizer.state.items():
+        for key, value in entry.items():
+            if torch.is_tensor(value) and value.shape == param.shape and value.stride() != param.stride():
+                entry[key] = torch.empty_like(param, dtype=value.dtype).copy_(value)
+
+
 class EMA:
     """Exponential moving average of a model's weights (Polyak averaging): smoother previews and converts."""
 
@@ -60,4 +73,4 @@ class EMA:
         self.module.load_state_dict(tensors, strict=True)
 
 
-__all__ = ["lr_at", "make_optimizer", "EMA"]
+__all__ = ["lr_at", "make_optimizer", "restore_optimizer", "EMA"]

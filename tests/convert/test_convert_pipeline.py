@@ -149,11 +149,12 @@ def test_memory_stays_bounded_on_a_longer_clip(clip, tmp_path, capsys):
     assert mem["peak_frames_in_flight"] <= mem["bound"] < N // 3
 
 
-def test_a_failure_midway_leaves_no_output(clip, tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize("step", ["prepare", "paste"])  # in the main thread, in a paste-back worker
+def test_a_failure_midway_leaves_no_output(clip, tmp_path, capsys, monkeypatch, step):
     from faceswap.convert import pipeline
 
     calls = {"n": 0}
-    real = pipeline.FaceBlender.__call__
+    real = getattr(pipeline.FaceBlender, step)
 
     def flaky(self, *args, **kwargs):
         calls["n"] += 1
@@ -161,7 +162,7 @@ def test_a_failure_midway_leaves_no_output(clip, tmp_path, capsys, monkeypatch):
             raise RuntimeError("boom")
         return real(self, *args, **kwargs)
 
-    monkeypatch.setattr(pipeline.FaceBlender, "__call__", flaky)
+    monkeypatch.setattr(pipeline.FaceBlender, step, flaky)
     out = tmp_path / "broken.mp4"
     with pytest.raises(RuntimeError, match="boom"):
         main(["convert", str(clip["video"]), f"checkpoint={clip['run']}", f"out={out}",

@@ -40,37 +40,60 @@ def test_rules_pick_the_expected_face():
         select_by_rule(faces, "tallest", shape)
 
 
-def test_tracker_keeps_the_target_when_another_face_grows_larger():
-    tr = TargetTracker("largest")
+def test_tracker_keeps_the_target_against_a_face_of_similar_size():
+    tr = TargetTracker("largest", TrackerSettings(switch_ratio=1.3))
     frame = np.zeros((480, 640, 3), np.uint8)
     picks = []
     for t in range(10):
         a = _face(100 + 3 * t, 100, 80)  # the first target, moving right
-        b = _face(400, 150, 60 + 10 * t)  # another face that grows past it
+        b = _face(400, 150, 70 + 3 * t)  # another face that grows past it, but by less than 1.3x
         faces = [b, a] if t % 2 else [a, b]  # the detector's order is arbitrary
         picks.append(faces[tr.update(frame, faces)] is a)
     assert all(picks)
     assert tr.continued
 
 
-def test_tracker_reacquires_by_the_rule_after_a_miss():
-    tr = TargetTracker("largest")
+def test_rule_takes_over_from_a_clearly_smaller_track():
+    # the track started on a bystander while the main face was not found; once the main face is
+    # clearly bigger, the rule gives it the target
+    tr = TargetTracker("largest", TrackerSettings(switch_ratio=1.3))
     frame = np.zeros((480, 640, 3), np.uint8)
-    small, big = _face(100, 100, 60), _face(400, 100, 120)
+    bystander, main = _face(450, 50, 50), _face(150, 100, 110)
+    assert tr.update(frame, [bystander]) == 0
+    assert tr.update(frame, [bystander, main]) == 1 and not tr.continued
+    assert tr.update(frame, [bystander, main]) == 1 and tr.continued
+
+
+def test_lost_target_is_waited_for_instead_of_jumping_to_a_bystander():
+    tr = TargetTracker("largest", TrackerSettings(max_gap=2))
+    frame = np.zeros((480, 640, 3), np.uint8)
+    main, bystander = _face(100, 100, 100), _face(400, 100, 90)
+    moved = _face(110, 100, 100)
+    assert tr.update(frame, [main, bystander]) == 0
+    assert tr.update(frame, [bystander]) is None  # the main face is missed: no target, not the bystander
+    assert tr.update(frame, [bystander, moved]) == 1 and tr.continued  # back within max_gap: same track
+    for _ in range(3):
+        tr.update(frame, [bystander])
+    assert tr.update(frame, [bystander]) == 0  # waited max_gap frames: the rule picks again
+
+
+def test_tracker_reacquires_by_the_rule_after_a_miss():
+    tr = TargetTracker("largest", TrackerSettings(max_gap=0))
+    frame = np.zeros((480, 640, 3), np.uint8)
+    small, big = _face(100, 100, 60), _face(400, 100, 70)
     assert tr.update(frame, [small]) == 0
-    assert tr.update(frame, [big, small]) == 1  # continues the track
+    assert tr.update(frame, [big, small]) == 1  # continues the track (big is not 1.3x bigger)
     assert tr.update(frame, []) is None and not tr.continued
     assert tr.update(frame, [small, big]) == 1  # after the miss the rule picks the largest again
     assert not tr.continued
 
 
-def test_tracker_max_gap_bridges_short_misses():
-    tr = TargetTracker("largest", TrackerSettings(max_gap=2))
+def test_central_rule_switch_margin():
+    tr = TargetTracker("central", TrackerSettings(switch_ratio=1.3))
     frame = np.zeros((480, 640, 3), np.uint8)
-    small, big = _face(100, 100, 60), _face(400, 100, 120)
-    tr.update(frame, [small])
-    tr.update(frame, [])
-    assert tr.update(frame, [big, small]) == 1 and tr.continued
+    off, mid = _face(20, 20, 60), _face(290, 200, 60)
+    assert tr.update(frame, [off]) == 0
+    assert tr.update(frame, [off, mid]) == 1  # far nearer the centre: takes over
 
 
 def test_tracker_needs_a_reference_for_the_reference_rule():

@@ -49,7 +49,7 @@ def test_format_table():
 
 @pytest.mark.slow
 def test_run_all_writes_results_figures_and_lecture(corpus, tmp_path):
-    res = E.run_all(corpus, TINY, tmp_path, {"matched_compression": True}, seed=0, log=lambda *a: None)
+    res = E.run_all(corpus, TINY, tmp_path, {"matched_levels": ["c23", "c40"]}, seed=0, log=lambda *a: None)
     on_disk = json.loads((tmp_path / "results.json").read_text())
     assert on_disk == res
     for name in TINY:

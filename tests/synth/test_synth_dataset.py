@@ -152,9 +152,3 @@ def test_missing_out_and_out_is_a_file(capsys, tmp_path):
     f = tmp_path / "file.txt"
     f.write_text("x")
     _one_line_error(capsys, main(["synth", f"out={f}", "synth=tiny"]), "file")
-
-
-def test_demo_renders_the_actors(tmp_path, capsys):
-    assert main(["demo", f"out={tmp_path}", "synth=tiny", "synth.frames=2", "progress=false"]) == 0
-    assert (tmp_path / "synth" / "synth.json").is_file()
-    assert "synth" in capsys.readouterr().out
