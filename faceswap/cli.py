@@ -6,6 +6,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
+OPTIONAL_GROUPS = {"experiment", "debug"}
 USAGE = "usage: faceswap <stage> [--help] [--cfg job] [key=value ...]"
 
 
@@ -71,7 +72,9 @@ def _print_stage_help(stage: Stage) -> None:
     for group in stage.groups:
         opts = group_options(group)
         if opts:
-            print(f"  {group}={'|'.join(opts)}")
+            # groups outside the stage's defaults list are added with '+' (Hydra's append syntax)
+            plus = "+" if group in OPTIONAL_GROUPS else ""
+            print(f"  {plus}{group}={'|'.join(opts)}")
     print("\ndefaults (override any with key=value):\n")
     print(OmegaConf.to_yaml(compose(stage.name)))
 

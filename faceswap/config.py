@@ -40,10 +40,12 @@ def compose(stage: str, overrides: Sequence[str] = (), return_hydra_config: bool
 
 
 def require(cfg: DictConfig, key: str, stage: str, hint: str) -> object:
-    """Read a mandatory key (``???`` in YAML) with a one-line error naming the override to add."""
-    if OmegaConf.is_missing(cfg, key):
+    """Read a mandatory (``???``) key, dotted keys included (``data.a``), with a one-line error naming the override to add."""
+    parent, _, leaf = key.rpartition(".")
+    node = OmegaConf.select(cfg, parent) if parent else cfg
+    if node is None or leaf not in node or OmegaConf.is_missing(node, leaf):
         raise UserError(f"'{stage}' needs {key}=...: {hint}")
-    return cfg[key]
+    return node[leaf]
 
 
 def group_options(group: str) -> list[str]:

@@ -212,8 +212,8 @@ class VideoWriter:
             out += ["-metadata", f"{k}={v}"]
         audio = None
         if self.audio_from is not None and probe(self.audio_from, count=False).has_audio:
+            # no -shortest: audio that ends before the video must not cut frames off
             audio = str(self.audio_from)
-            out += ["-shortest"]
         self._gen = imageio_ffmpeg.write_frames(
             str(self.tmp), (width, height), fps=self.fps, codec="libx264", quality=None,
             macro_block_size=2, output_params=out, audio_path=audio, audio_codec="copy" if audio else None,

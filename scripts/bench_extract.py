@@ -169,11 +169,11 @@ def still_head_jitter(tmp: Path, device: str, frames: int, noise: float, seed: i
     return out
 
 
-def accuracy(tmp: Path, device: str, frames: int, takes: int) -> dict:
+def accuracy(tmp: Path, device: str, frames: int, takes: int, seed: int = 0) -> dict:
     result = {"takes": []}
     scores = {"default": [], "mtcnn_only": []}
     for k in range(takes):
-        take = make_take(tmp / f"take{k}", frames, seed=100 + k, second_face=0.3)
+        take = make_take(tmp / f"take{k}", frames, seed=seed + k, second_face=0.3)
         for video in ("A", "B"):
             truth = _truth(take, video)
             for name, det in (("default", {}), ("mtcnn_only", {"refine": 0, "track_score": 0.0})):
@@ -183,7 +183,7 @@ def accuracy(tmp: Path, device: str, frames: int, takes: int) -> dict:
                 result["takes"].append(s)
                 scores[name].append(s)
     result["summary"] = {name: merge(v) for name, v in scores.items()}
-    result["still_head"] = still_head_jitter(tmp, device, frames=min(frames, 60), noise=4.0)
+    result["still_head"] = still_head_jitter(tmp, device, frames=min(frames, 60), noise=4.0, seed=seed)
     return result
 
 
@@ -206,6 +206,7 @@ def main(argv=None) -> int:
     p.add_argument("--devices", default=None, help="comma list; default: cpu, and cuda when available")
     p.add_argument("--accuracy", action="store_true", help="also measure accuracy against the synthetic truth")
     p.add_argument("--takes", type=int, default=2, help="synth takes for --accuracy (each gives an A and a B clip)")
+    p.add_argument("--seed", type=int, default=0, help="first synth seed for --accuracy (take k uses seed + k)")
     p.add_argument("--no-speed", action="store_true")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     p.add_argument("--json", default=None, help="output JSON (default outputs/bench_extract.json)")
@@ -227,7 +228,7 @@ def main(argv=None) -> int:
             report["speed"] = bench_speed(take, devices, batch_sizes, tmp)
             print_speed(report["speed"])
         if args.accuracy:
-            report["accuracy"] = accuracy(tmp, devices[-1], args.frames, args.takes)
+            report["accuracy"] = accuracy(tmp, devices[-1], args.frames, args.takes, args.seed)
             print_accuracy(report["accuracy"])
     path = Path(args.json) if args.json else Path(__file__).resolve().parents[1] / "outputs" / "bench_extract.json"
     from faceswap.utils import write_json_atomic

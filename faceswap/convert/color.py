@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 COLOR_MODES = ("none", "rct", "mkl", "hist")

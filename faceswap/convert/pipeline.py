@@ -25,9 +25,9 @@ from typing import Any, Callable, Iterable, Iterator
 import cv2
 import numpy as np
 
-from faceswap.convert.blend import check_blend_mode, paste_back
-from faceswap.convert.color import StatsEMA, apply_transfer, check_mode, color_stats
-from faceswap.convert.mask import MaskEMA, check_mask_type, combine_masks, hull_mask
+from faceswap.convert.blend import paste_back
+from faceswap.convert.color import StatsEMA, apply_transfer, color_stats
+from faceswap.convert.mask import MaskEMA, combine_masks, hull_mask
 from faceswap.convert.temporal import GapFiller, stream_fill
 from faceswap.errors import UserError
 

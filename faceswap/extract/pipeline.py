@@ -17,8 +17,8 @@ from faceswap.extract.align import alignment_matrix, template_points, warp_to_cr
 from faceswap.extract.alignments import (Alignments, Face, FrameRecord, alignments_from_dict, load_alignments,
                                          save_alignments)
 from faceswap.extract.detect import Detection, Detector, DetectorSettings
-from faceswap.extract.smooth import SMOOTHING_METHODS, LandmarkSmoother, SmoothingSettings
-from faceswap.extract.track import TARGET_RULES, TargetTracker, TrackerSettings, face_descriptor
+from faceswap.extract.smooth import LandmarkSmoother, SmoothingSettings
+from faceswap.extract.track import TARGET_RULES, TargetTracker, TrackerSettings, face_descriptor, iou
 
 ALIGNMENTS = "alignments.json"
 PARTIAL = "alignments.partial.json"
@@ -67,14 +67,15 @@ class ExtractSettings:
                 raise UserError(f"unknown extract.{key} setting(s) {', '.join(sorted(bad))}; see 'faceswap extract --cfg job'")
             try:
                 return klass(**part)
-            except ValueError as exc:
-                raise UserError(f"extract.{key}: {exc}") from None
+            except (TypeError, ValueError) as exc:
+                raise UserError(f"extract.{key}: {exc}; see 'faceswap extract --cfg job'") from None
 
-        smoothing = d.get("smoothing") or {}
-        if smoothing.get("method", "one_euro") not in SMOOTHING_METHODS:
-            raise UserError(f"extract.smoothing.method must be one of {', '.join(SMOOTHING_METHODS)}, got {smoothing.get('method')!r}")
-        return cls(detector=sub(DetectorSettings, "detector"), tracker=sub(TrackerSettings, "tracker"),
-                   smoothing=sub(SmoothingSettings, "smoothing"), **d)
+        parts = dict(detector=sub(DetectorSettings, "detector"), tracker=sub(TrackerSettings, "tracker"),
+                     smoothing=sub(SmoothingSettings, "smoothing"))
+        try:
+            return cls(**parts, **d)
+        except (TypeError, ValueError) as exc:
+            raise UserError(f"bad extract setting ({exc}); see 'faceswap extract --cfg job'") from None
 
     def record(self) -> dict:
         """What decides the output (written into alignments.json; a resume needs the same)."""
@@ -274,8 +275,8 @@ class _Run:
             if self.tracker.last is not None and not self.tracker.continues(faces):
                 t_re = time.perf_counter()
                 found = self.detector.redetect(frame.image, self.tracker.predicted().landmarks)
-                if found is not None:
-                    faces = [*faces, found]
+                if found is not None and all(iou(found.box, f.box) < 0.5 for f in faces):
+                    faces = [*faces, found]  # (a face the detector did find, only too far to continue, is not doubled)
                 t0 += time.perf_counter() - t_re  # counted as detection, not alignment
                 self.timings.detect += time.perf_counter() - t_re
             target = self.tracker.update(frame.image, faces)
@@ -290,7 +291,6 @@ class _Run:
                 rec.faces.append(Face(det.box, det.score, det.landmarks, np.asarray(smoothed), matrix))
                 if j == target:
                     rec.target = len(rec.faces) - 1
-        t1 = time.perf_counter()
         crop = mask = None
         if rec.target is not None:
             m = rec.faces[rec.target].matrix

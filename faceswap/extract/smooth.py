@@ -78,7 +78,11 @@ class SmoothingSettings:
 
     def __post_init__(self) -> None:
         if self.method not in SMOOTHING_METHODS:
-            raise ValueError(f"smoothing method must be one of {', '.join(SMOOTHING_METHODS)}, got {self.method!r}")
+            raise ValueError(f"method must be one of {', '.join(SMOOTHING_METHODS)}, got {self.method!r}")
+        self.min_cutoff, self.beta, self.d_cutoff = float(self.min_cutoff), float(self.beta), float(self.d_cutoff)
+        if self.min_cutoff <= 0 or self.d_cutoff <= 0 or self.beta < 0:
+            raise ValueError(f"one-euro needs min_cutoff > 0, d_cutoff > 0, beta >= 0 (got {self.min_cutoff}, "
+                             f"{self.d_cutoff}, {self.beta})")
 
 
 class LandmarkSmoother:

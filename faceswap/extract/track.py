@@ -100,6 +100,15 @@ class TrackerSettings:
     reference_margin: float = 0.05  # target=reference: another face must be this much more similar to take over
     reference_min: float = 0.0  # target=reference: faces less similar than this are never the target
 
+    def __post_init__(self) -> None:
+        for name in ("iou_min", "landmark_max", "rejoin_similarity", "switch_ratio", "reference_margin", "reference_min"):
+            setattr(self, name, float(getattr(self, name)))
+        self.max_gap = int(self.max_gap)
+        if not 0 < self.iou_min <= 1 or self.landmark_max < 0 or self.max_gap < 0:
+            raise ValueError("iou_min must be in (0, 1], landmark_max and max_gap >= 0")
+        if self.switch_ratio and self.switch_ratio < 1:
+            raise ValueError(f"switch_ratio must be >= 1 (or 0 for never), got {self.switch_ratio}")
+
 
 class TargetTracker:
     """Chooses the target face per frame and keeps it consistent over time.

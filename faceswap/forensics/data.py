@@ -107,15 +107,19 @@ def assign_splits(fs: FaceSet, train_fraction: float = 0.6, gap: int = 16, time_
 
 
 def clip_windows(fs: FaceSet, window: int, stride: int) -> list[np.ndarray]:
-    """Index arrays of ``window`` consecutive frames of one source and one split (no missing frame inside)."""
+    """Index arrays of ``window`` consecutive frames of one source and one split (no missing frame inside).
+
+    "Consecutive" means the source's sampling step (1 when every frame was cut, n for every n-th).
+    """
     out = []
     for src in np.unique(fs.source):
         for sp in np.unique(fs.split):
             idx = np.flatnonzero((fs.source == src) & (fs.split == sp))
             idx = idx[np.argsort(fs.frame[idx], kind="stable")]
             fr = fs.frame[idx]
-            # Runs of consecutive frame numbers; a frame without a face breaks the run.
-            breaks = np.flatnonzero(np.diff(fr) != 1) + 1
+            step = int(np.diff(fr).min()) if len(fr) > 1 else 1
+            # Runs of evenly spaced frames; a frame without a face breaks the run.
+            breaks = np.flatnonzero(np.diff(fr) != step) + 1
             for run in np.split(idx, breaks):
                 for a in range(0, len(run) - window + 1, stride):
                     out.append(run[a:a + window])

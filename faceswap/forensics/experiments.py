@@ -37,8 +37,13 @@ def _window_args(det: Detector) -> tuple[int, int]:
     return int(det.params.get("window", 16)), int(det.params.get("stride", 8))
 
 
-def train_detector(name: str, params: dict, train: FaceSet, seed: int = 0, progress: bool = False) -> tuple[Detector, float]:
+def train_detector(name: str, params: dict, train: FaceSet, seed: int = 0, progress: bool = False,
+                   every: int = 1) -> tuple[Detector, float]:
+    """Build and fit one detector; a frame detector sees every ``every``-th training frame (neighbours are near copies),
+    a clip detector sees them all (flicker lives between neighbours)."""
     det = build_detector(name, params)
+    if det.unit == "frame" and every > 1:
+        train = train.subset(train.frame % every == 0)
     xs, ys, _ = samples_for(det.unit, train, *_window_args(det))
     t0 = time.perf_counter()
     det.fit(xs, ys, seed=seed, progress=progress)
@@ -232,6 +237,7 @@ def run_all(corpus: Corpus, det_cfg: dict[str, dict], out: Path, exp_cfg: dict, 
     levels = corpus.levels
     main_raw = corpus.pair(corpus.main, "raw")
     train = main_raw.part("train")
+    every = int(exp_cfg.get("train_every", 1) or 1)
     results: dict = {"detectors": {}, "data": {"levels": levels, "counts": {lv: corpus.pair(corpus.main, lv).counts() for lv in levels},
                                                "swaps": corpus.notes, "split": corpus.notes.get("_split", "")},
                      "experiments": {}, "figures": {}}
@@ -240,7 +246,7 @@ def run_all(corpus: Corpus, det_cfg: dict[str, dict], out: Path, exp_cfg: dict, 
     trained: dict[str, Detector] = {}
     rows_auc, rows_acc, curves = {}, {}, {}
     for name in names:
-        det, seconds = train_detector(name, dict(det_cfg[name] or {}), train, seed, progress)
+        det, seconds = train_detector(name, dict(det_cfg[name] or {}), train, seed, progress, every)
         trained[name] = det
         save_detector(det, out / "detectors")
         entry = {"auc": {}, "accuracy": {}, "balanced_accuracy": {}, "n": {}, "unit": det.unit, "train_seconds": seconds,
@@ -275,7 +281,7 @@ def run_all(corpus: Corpus, det_cfg: dict[str, dict], out: Path, exp_cfg: dict, 
             rows[name] = {"raw": results["detectors"][name]["auc"]["raw"]}
             for lv in matched:
                 data = corpus.pair(corpus.main, lv)
-                det, _ = train_detector(name, dict(det_cfg[name] or {}), data.part("train"), seed, progress)
+                det, _ = train_detector(name, dict(det_cfg[name] or {}), data.part("train"), seed, progress, every)
                 rows[name][lv] = evaluate(det, data.part("test"))["auc"]
             results["detectors"][name]["auc_matched"] = rows[name]
         cols = ["raw", *matched]

@@ -129,9 +129,13 @@ def prepare(fcfg, out: Path, from_dir: str | Path | None, seed: int = 0, device:
     for k, spec in enumerate(models):
         name = str(spec.name)
         run = work / f"run_{name}"
-        if k == 0 and found["runs"] and not (run / "checkpoints" / "latest").is_file():
+        earlier = Path(from_dir) / "pipeline" / f"run_{name}" if from_dir else None
+        if not (run / "checkpoints" / "latest").is_file() and earlier is not None and (earlier / "checkpoints" / "latest").is_file():
+            run = earlier  # from= is an earlier forensics run: reuse its checkpoint of the same name
+            mats.notes[_swap_key(k, name)] = f"swap by the checkpoint of {run} (reused)"
+        elif k == 0 and found["runs"] and not (run / "checkpoints" / "latest").is_file():
             run = found["runs"][0]
-            mats.notes[_swap_key(k, name)] = f"swap by the checkpoint of {run} (reused), default convert settings"
+            mats.notes[_swap_key(k, name)] = f"swap by the checkpoint of {run} (reused)"
         else:
             if not (run / "checkpoints" / "latest").is_file():
                 run_stage("train", [f"data.a={_q(extract['A'])}", f"data.b={_q(extract['B'])}", f"out={_q(run)}", *flags,
@@ -144,7 +148,9 @@ def prepare(fcfg, out: Path, from_dir: str | Path | None, seed: int = 0, device:
     jobs = [(_swap_key(k, str(s.name)), str(s.name), []) for k, s in enumerate(models)]
     for cm in p.countermeasures:
         jobs.append((f"cm:{cm.name}", main, list(cm.overrides)))
-        mats.notes[f"cm:{cm.name}"] = f"main checkpoint, convert with {' '.join(cm.overrides)}"
+        mats.notes[f"cm:{cm.name}"] = f"main checkpoint, convert with {' '.join([*p.convert, *cm.overrides])}"
+    for key, _, _ in jobs[:len(models)]:
+        mats.notes[key] += f"; convert with {' '.join(p.convert) or 'its defaults'}"
     for key, model, extra in jobs:
         name = f"{key.replace(':', '_')}.mp4"
         dst = work / "swaps" / name

@@ -89,12 +89,12 @@ def body_of(app: Appearance) -> Body:
     cranium = Ellipsoid(cc.copy(), ca * np.array([app.face_width, app.face_height, 1.0]))
     jc, ja = geo.JAW
     chin_y = 0.95 + 0.1 * app.chin               # bottom of the chin
-    jaw_ax = np.array([0.54 + 0.16 * app.jaw, (chin_y - jc[1]) * 0.55 + 0.33 - 0.08 * app.jaw, ja[2]])
+    jaw_ax = np.array([0.53 + 0.12 * app.jaw, (chin_y - jc[1]) * 0.55 + 0.33 - 0.08 * app.jaw, ja[2]])
     jaw = Ellipsoid(np.array([0.0, chin_y - jaw_ax[1], jc[2]]), jaw_ax)
     parts = [SkinPart(jaw, geo.SKIN_BLEND, True, False)]
     # Nose: a tilted ellipsoid whose front-most point is the canonical tip.
     rot = _rot_x(-24.0)
-    axes = np.array([0.095 + 0.04 * app.nose_width, 0.2 + 0.09 * app.nose_length, 0.26])
+    axes = np.array([0.09 + 0.03 * app.nose_width, 0.2 + 0.08 * app.nose_length, 0.26])
     row = (rot @ np.diag(axes))[2]
     front = rot @ np.diag(axes) @ (row / np.linalg.norm(row))
     parts.append(SkinPart(Ellipsoid(geo.nose_tip() - front, axes, rot), 0.12, False, True))
@@ -650,7 +650,7 @@ def _draw_actor(img: np.ndarray, app: Appearance, perf: Performance) -> _Drawn:
         albedo = cv2.remap(det, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         front = np.clip((z - F32(0.1)) * F32(3.0), 0, 1)[..., None]
         albedo = np.asarray(app.skin, F32) + albedo * front
-        col = albedo * shade[..., None] + light.specular(n, 24.0, 0.035)[..., None]
+        col = albedo * shade[..., None] + light.specular(n, 16.0, 0.06)[..., None]
         skin_u8 = np.clip(col * F32(255) + F32(0.5), 0, 255).astype(np.uint8)
         # Features are drawn on the skin layer, so the head's silhouette clips them.
         o = (skin_rect[0], skin_rect[1])

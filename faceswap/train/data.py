@@ -49,6 +49,14 @@ def read_crop_landmarks(path: Path) -> tuple[int, dict[str, tuple[int, np.ndarra
     return alignments.size, out
 
 
+def crop_geometry(folder: str | Path) -> dict | None:
+    """The crop size/coverage/template the faces in an extract folder were aligned with (None without alignments)."""
+    from faceswap.extract.alignments import load_alignments
+
+    path = Path(folder) / "alignments.json"
+    return dict(load_alignments(path).crop) if path.is_file() else None
+
+
 # --- small pure functions ---------------------------------------------------------------------------------
 
 def scale_landmarks(points: np.ndarray, src_size: int, dst_size: int) -> np.ndarray:

@@ -26,6 +26,8 @@ from faceswap.train.losses import LossConfig, face_loss
 from faceswap.train.optim import EMA, lr_at, make_optimizer, restore_optimizer
 from faceswap.train.preview import PREVIEW_ROWS, grid, preview_rows, reconstruction_ssim, timelapse_rows
 from faceswap.train.warp import random_warp
+from faceswap.utils import atomic_path
+from faceswap.video import write_image
 
 STAGE = "train"
 # The order of the values that come back to the host once per step (see distributed.sync_flags).
@@ -229,6 +231,8 @@ def _check_cfg(cfg: DictConfig) -> None:
         raise UserError(f"train.lr must be > 0, got {t.lr}")
     if t.schedule not in ("cosine", "constant"):
         raise UserError(f"train.schedule must be cosine or constant, got {t.schedule!r}")
+    if t.get("threads") is not None and int(t.threads) < 1:
+        raise UserError(f"train.threads must be >= 1 or null, got {t.threads}")
     if not 0 <= float(t.ema_decay) < 1:
         raise UserError(f"train.ema_decay must be in [0, 1) (0 = off), got {t.ema_decay}")
 
@@ -273,8 +277,6 @@ def _truncate_metrics(path: Path, step: int) -> None:
                 keep.append(line)
         except (ValueError, KeyError, TypeError):
             continue  # a line cut by a crash
-    from faceswap.utils import atomic_path
-
     with atomic_path(path, suffix=".jsonl") as tmp:
         tmp.write_text("".join(k + "\n" for k in keep), encoding="utf-8")
 
@@ -303,6 +305,9 @@ def _train(cfg: DictConfig, info: distributed.DistInfo) -> dict:
     show = bool(cfg.get("progress", True)) and info.main and sys.stderr.isatty()
     say = print if info.main else (lambda *a, **k: None)
 
+    if tc.get("threads"):
+        torch.set_num_threads(int(tc.threads))
+
     # 1. The model, built once from its config; the same constructor arguments go into every checkpoint.
     torch.manual_seed(seed)
     model = _model_from_cfg(cfg)
@@ -326,6 +331,7 @@ def _train(cfg: DictConfig, info: distributed.DistInfo) -> dict:
 
     # 3. Data: faces preloaded at the model's resolution, validation split by time, an infinite sharded sampler.
     sets = {"a": D.load_faces(a_dir, res, "data.a", progress=show), "b": D.load_faces(b_dir, res, "data.b", progress=show)}
+    crop = D.crop_geometry(a_dir)  # recorded in every checkpoint so convert needs nothing but the checkpoint
     splits = {k: D.split_by_time(len(s), float(dc.val_fraction)) for k, s in sets.items()}
     aug = D.Augmenter(**{k: v for k, v in OmegaConf.to_container(dc.augment).items() if k != "enabled"}) \
         if dc.augment.enabled else None
@@ -399,6 +405,7 @@ def _train(cfg: DictConfig, info: distributed.DistInfo) -> dict:
             "scaler": scaler.state_dict() if scaler is not None else None,
             "ema_decay": float(tc.ema_decay), "world_size": info.world, "seed": seed,
             "images_seen": step * int(tc.batch_size) * 2 * info.world,
+            "crop": crop,
         }
         return save_checkpoint(ckpt_root, step, model, optimizer_state=optimizer.state_dict(),
                                ema_state=ema.state_dict() if ema is not None else None, state=state, keep=int(tc.keep))
@@ -409,8 +416,6 @@ def _train(cfg: DictConfig, info: distributed.DistInfo) -> dict:
         try:
             if preview:
                 image = grid(preview_rows(viewer, preview_a, preview_b), list(PREVIEW_ROWS))
-                from faceswap.video import write_image
-
                 write_image(out / "previews" / f"step_{step:08d}.png", image)
                 scores = {f"val_ssim_{k}": reconstruction_ssim(viewer, v, k, loss_cfg.ssim_window)
                           for k, v in (("a", val_a), ("b", val_b))}
@@ -420,8 +425,6 @@ def _train(cfg: DictConfig, info: distributed.DistInfo) -> dict:
                     for k, v in scores.items():
                         tb.add_scalar(f"val/{k}", v, step)
             if timelapse:
-                from faceswap.video import write_image
-
                 write_image(out / "timelapse" / f"{step:08d}.png", grid(timelapse_rows(viewer, preview_b), ["B", "B->A"]))
         finally:
             model.train()

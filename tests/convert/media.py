@@ -53,7 +53,7 @@ def write_video(path: Path, frames, fps: float = 25.0, audio_s: float | None = N
         return path
     subprocess.run([ffmpeg_exe(), "-y", "-loglevel", "error", "-i", str(silent), "-f", "lavfi",
                     "-i", f"sine=frequency=440:duration={audio_s}", "-c:v", "copy", "-c:a", "aac",
-                    "-shortest", str(path)], check=True)
+                    str(path)], check=True)
     silent.unlink()
     return path
 

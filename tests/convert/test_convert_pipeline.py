@@ -1,6 +1,5 @@
 """The convert stage end to end: output geometry and audio, provenance, interpolation, ranges, image folders, errors."""
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -228,3 +227,21 @@ def test_bad_settings(capsys, tmp_path, clip, override, word):
 
 def test_bad_output_names(capsys, tmp_path, clip):
     assert ".mp4" in _bad(capsys, tmp_path, clip, f"out={tmp_path / 'never.avi'}")
+
+
+def test_auto_alignments_are_found_only_for_this_input(clip, tmp_path):
+    import shutil
+
+    from faceswap.convert.pipeline import find_alignments
+
+    video = tmp_path / "take.mp4"
+    shutil.copy(clip["video"], video)
+    assert find_alignments("auto", video) == (None, None)  # nothing beside it: detect
+    media.write_alignments(tmp_path / "alignments.json", clip["video"], clip["landmarks"], SIZE)
+    assert find_alignments("auto", video) == (None, None)  # beside it, but written for another file
+    media.write_alignments(tmp_path / "take" / "alignments.json", video, clip["landmarks"], SIZE)
+    al, path = find_alignments("auto", video)
+    assert path == tmp_path / "take" / "alignments.json" and len(al) == N
+    assert find_alignments("none", video) == (None, None)
+    al, path = find_alignments(str(tmp_path / "take"), video)  # an extract folder means its alignments.json
+    assert path == tmp_path / "take" / "alignments.json"

@@ -55,3 +55,36 @@ def test_batched_equals_one_by_one_and_mixed_sizes(detector):
     # the mirrored face's landmarks mirror too (and left/right stay image-left/right)
     w = img.shape[1]
     np.testing.assert_allclose(batched[2][0].landmarks[[1, 0, 2, 4, 3], 0], (w - 1) - batched[0][0].landmarks[:, 0], atol=3)
+
+
+def _photo_spread(detector, frames, mats):
+    """How far the detected landmarks, mapped back into the photo, scatter around their mean (px)."""
+    import cv2
+
+    from faceswap.extract.align import transform_points
+
+    back = [transform_points(detector.detect([f])[0][0].landmarks, cv2.invertAffineTransform(m)) for f, m in zip(frames, mats)]
+    back = np.array(back)
+    return float(np.linalg.norm(back - back.mean(axis=0), axis=2).mean())
+
+
+def test_refinement_makes_landmarks_follow_a_moving_face():
+    from tests.extract.clips import moving_clip, photo
+
+    img = photo("astronaut")
+    frames, mats = moving_clip(img, 6, (224, 118), 0.7)
+    raw = _photo_spread(Detector(DetectorSettings(refine=0), device="cpu"), frames, mats)
+    refined = _photo_spread(Detector(DetectorSettings(refine=5), device="cpu"), frames, mats)
+    assert refined < 0.5 * raw
+
+
+def test_redetect_finds_a_face_where_it_was_and_nothing_where_it_left(detector):
+    img = data.astronaut()[:320, 80:400]
+    face = detector.detect([img])[0][0]
+    shifted = face.landmarks + [4.0, -3.0]  # last frame's landmarks, a few px off
+    again = detector.redetect(img, shifted)
+    assert again is not None and again.score > 0.7
+    assert np.linalg.norm(again.landmarks - face.landmarks, axis=1).mean() < 1.5
+    x1, y1, x2, y2 = again.box
+    assert x1 < face.landmarks[:, 0].min() and x2 > face.landmarks[:, 0].max()
+    assert detector.redetect(np.full_like(img, 128), face.landmarks) is None

@@ -1,6 +1,5 @@
 """The extract stage through its Python API: outputs, unreadable and odd images, masks, skip and resume."""
 import json
-import shutil
 
 import cv2
 import numpy as np

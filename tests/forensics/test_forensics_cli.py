@@ -113,7 +113,7 @@ def test_demo_folder_to_results_and_lecture(demo_dir, tmp_path):
     out = tmp_path / "out"
     swaps = out / "pipeline" / "swaps"
     swaps.mkdir(parents=True)
-    for i, key in enumerate(("main", "model_other", "cm_color_none")):  # made beforehand: prepare must not re-run convert
+    for i, key in enumerate(("main", "model_other", "cm_color_rct")):  # made beforehand: prepare must not re-run convert
         _video(swaps / f"{key}.mp4", blur=True, seed=2)
     (out / "pipeline" / "run_other" / "checkpoints").mkdir(parents=True)
     (out / "pipeline" / "run_other" / "checkpoints" / "latest").write_text("x\n")
@@ -121,7 +121,7 @@ def test_demo_folder_to_results_and_lecture(demo_dir, tmp_path):
     logs = []
     mats = prepare(cfg.forensics, out, demo_dir, log=logs.append)
     assert not logs  # nothing had to be made
-    assert set(mats.swaps) == {"main", "model:other", "cm:color_none"} and mats.runs["main"] == demo_dir / "run"
+    assert set(mats.swaps) == {"main", "model:other", "cm:color_rct"} and mats.runs["main"] == demo_dir / "run"
     corpus = build_corpus(mats, cfg.forensics, out, log=logs.append)
     assert set(corpus.real) == {"raw", "c40"} and set(corpus.real["raw"].source) == {"A", "B", "truth"}
     counts = corpus.pair("main", "c40").counts()

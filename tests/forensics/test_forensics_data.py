@@ -35,6 +35,13 @@ def test_clip_windows_stay_inside_one_run():
     assert len(samples) == 4 and samples[0].shape == (4, 4, 4, 3) and len(labels) == 4
 
 
+def test_clip_windows_follow_the_sampling_step():
+    frames = np.array([0, 2, 4, 6, 10, 12, 14])  # every 2nd frame was cut; frame 8 had no face
+    n = len(frames)
+    fs = fd.FaceSet(np.zeros((n, 4, 4, 3), np.uint8), np.zeros(n), np.full(n, "v"), frames, np.full(n, "test"))
+    assert [fs.frame[w].tolist() for w in fd.clip_windows(fs, 3, 1)] == [[0, 2, 4], [2, 4, 6], [10, 12, 14]]
+
+
 def test_faceset_save_load_round_trip(tmp_path):
     fs = fd.toy_faceset(6, size=16, seed=1)
     fs.save(tmp_path / "f.npz")
