@@ -397,8 +397,8 @@ def from_alignments(items: Iterable[Item], alignments) -> Iterator[Item]:
         yield it
 
 
-def by_detection(items: Iterable[Item], detector, tracker, smoother, batch_size: int, timings: Timings) -> Iterator[Item]:
-    """Detect, pick the target and smooth its landmarks exactly as the extract stage does, a batch at a time."""
+def by_detection(items: Iterable[Item], locator, batch_size: int, timings: Timings) -> Iterator[Item]:
+    """Detect, pick the target and smooth its landmarks with the extract stage's own per-frame logic, a batch at a time."""
     it = iter(items)
     while True:
         batch = list(islice(it, batch_size))
@@ -406,21 +406,13 @@ def by_detection(items: Iterable[Item], detector, tracker, smoother, batch_size:
             return
         t0 = time.perf_counter()
         todo = [x for x in batch if x.in_range and x.image is not None]
-        found = detector.detect([x.image for x in todo]) if todo else []
+        found = locator.detector.detect([x.image for x in todo]) if todo else []
         faces = {x.index: f for x, f in zip(todo, found)}
         for x in batch:
-            if not x.in_range or x.image is None:
-                tracker.update(None, [])
-                smoother.miss()
-                continue
-            dets = faces.get(x.index, [])
-            target = tracker.update(x.image, dets)
-            if target is None:
-                smoother.miss()
-                continue
-            if not getattr(tracker, "continued", True):
-                smoother.reset()  # a new track: don't drag the landmarks over from another face
-            x.landmarks, x.how = np.asarray(smoother(dets[target].landmarks), dtype=np.float64), "detected"
+            usable = x.in_range and x.image is not None
+            _, target, smoothed = locator.locate(x.image if usable else None, faces.get(x.index, []))
+            if target is not None:
+                x.landmarks, x.how = np.asarray(smoothed, dtype=np.float64), "detected"
         timings.add("detect", time.perf_counter() - t0)
         yield from batch
 
@@ -758,16 +750,10 @@ def convert(cfg) -> ConvertResult:
 
     # 3. How faces are found.
     if alignments is None:
-        from faceswap.extract.detect import Detector
-        from faceswap.extract.pipeline import ExtractSettings, reference_descriptor
-        from faceswap.extract.smooth import LandmarkSmoother
-        from faceswap.extract.track import TargetTracker
+        from faceswap.extract.pipeline import ExtractSettings, TargetLocator
 
         es = ExtractSettings.from_config(cfg.detect)
-        detector = Detector(es.detector, str(device))
-        ref = reference_descriptor(es.reference, detector) if es.target == "reference" else None
-        tracker = TargetTracker(es.target, es.tracker, ref)
-        smoother = LandmarkSmoother(es.smoothing, fps=info.fps)
+        locator = TargetLocator.from_settings(es, str(device), fps=info.fps)
         det_batch = int(es.detector.batch_size)
     else:
         det_batch = 0
@@ -871,7 +857,7 @@ def convert(cfg) -> ConvertResult:
         if alignments is not None:
             stream = from_alignments(stream, alignments)
         else:
-            stream = by_detection(stream, detector, tracker, smoother, det_batch, timings)
+            stream = by_detection(stream, locator, det_batch, timings)
         stream = fill_missed(stream, s.max_gap)
         for x in swap_stream(stream, swapper, blender, s, coverage, work_size, timings):
             sink.put(pool.submit(render, x))

@@ -185,6 +185,61 @@ def _warn(msg: str) -> None:
     print(f"warning: {msg}", file=sys.stderr)
 
 
+# --- per frame: which face, and where its landmarks are -----------------------------------------------------------
+
+class TargetLocator:
+    """Detections of one frame -> all usable faces, the target's index and its smoothed landmarks.
+
+    The one place the per-frame logic lives (convert reuses it on the fly): a tracked face the detector
+    missed is looked for again where it should be (``Detector.redetect``), the tracker picks the target,
+    and the one-euro smoother runs on the target's track (reset whenever the track is new).
+    """
+
+    def __init__(self, detector: Detector, tracker: TargetTracker, smoother: LandmarkSmoother):
+        self.detector, self.tracker, self.smoother = detector, tracker, smoother
+        self.redetect_seconds = 0.0
+
+    @classmethod
+    def from_settings(cls, settings: ExtractSettings, device: str = "auto", fps: float = 25.0) -> "TargetLocator":
+        detector = Detector(settings.detector, device)
+        ref = reference_descriptor(settings.reference, detector) if settings.target == "reference" else None
+        return cls(detector, TargetTracker(settings.target, settings.tracker, ref),
+                   LandmarkSmoother(settings.smoothing, fps=fps))
+
+    def locate(self, image: np.ndarray | None, faces: list[Detection]) -> tuple[list[Detection], int | None, np.ndarray | None]:
+        """(faces, target index or None, the target's smoothed (5, 2) landmarks or None) for one frame."""
+        if image is None:
+            self.tracker.update(None, [])
+            self.smoother.miss()
+            return [], None, None
+        faces = [f for f in faces if _usable(f.landmarks)]
+        if self.tracker.last is not None and not self.tracker.continues(faces):
+            t0 = time.perf_counter()
+            found = self.detector.redetect(image, self.tracker.predicted().landmarks)
+            if found is not None and _usable(found.landmarks) and all(iou(found.box, f.box) < 0.5 for f in faces):
+                faces = [*faces, found]  # (a face the detector did find, only too far to continue, is not doubled)
+            self.redetect_seconds += time.perf_counter() - t0
+        target = self.tracker.update(image, faces)
+        if not self.tracker.continued:
+            self.smoother.reset()  # a new track: don't drag the landmarks over from another face
+        if target is None:
+            return faces, None, None
+        return faces, target, self.smoother(faces[target].landmarks)
+
+    def state(self) -> dict:
+        return {"smoother": self.smoother.state(), "tracker": self.tracker.state()}
+
+    def load_state(self, state: dict) -> None:
+        self.smoother.load_state(state.get("smoother"))
+        self.tracker.load_state(state.get("tracker"))
+
+
+def _usable(landmarks: np.ndarray) -> bool:
+    """Landmarks a similarity can be fitted to (finite, not all on one spot)."""
+    p = np.asarray(landmarks, dtype=np.float64)
+    return bool(np.isfinite(p).all() and np.ptp(p, axis=0).max() > 1e-3)
+
+
 # --- the stage ----------------------------------------------------------------------------------------------------
 
 class _Run:
@@ -193,10 +248,8 @@ class _Run:
     def __init__(self, source, input_path: Path, out: Path, settings: ExtractSettings, device: str):
         self.source, self.input_path, self.out, self.settings = source, input_path, out, settings
         self.names = frame_names(source)
-        self.detector = Detector(settings.detector, device)
-        ref = reference_descriptor(settings.reference, self.detector) if settings.target == "reference" else None
-        self.tracker = TargetTracker(settings.target, settings.tracker, ref)
-        self.smoother = LandmarkSmoother(settings.smoothing, fps=source.info.fps)
+        self.locator = TargetLocator.from_settings(settings, device, fps=source.info.fps)
+        self.detector = self.locator.detector
         self.mask_dir = synth_mask_dir(input_path) if settings.masks else None
         self.missing_masks = 0
         self.timings = Timings()
@@ -248,8 +301,7 @@ class _Run:
                 _warn(f"progress file {partial} belongs to another input or settings; starting over")
                 return "fresh", 0
             self.alignments.frames = al.frames
-            self.smoother.load_state(state.get("smoother"))
-            self.tracker.load_state(state.get("tracker"))
+            self.locator.load_state(state)
             return "resume", len(al.frames)
         return "fresh", 0
 
@@ -260,37 +312,23 @@ class _Run:
                 (self.out / sub / f"{rec.name}.png").unlink(missing_ok=True)
 
     def save_partial(self) -> None:
-        save_alignments(self.alignments, self.out / PARTIAL,
-                        extra={"resume": {"smoother": self.smoother.state(), "tracker": self.tracker.state()}})
+        save_alignments(self.alignments, self.out / PARTIAL, extra={"resume": self.locator.state()})
 
     # the loop ---------------------------------------------------------------------------------------------
     def process_frame(self, frame, faces: list[Detection]) -> FrameRecord:
         t0 = time.perf_counter()
         name = self.names[frame.index]
         rec = FrameRecord(frame.index, name, [], None, frame.error)
-        if frame.image is None:
-            self.tracker.update(None, [])
-            self.smoother.miss()
-        else:
-            if self.tracker.last is not None and not self.tracker.continues(faces):
-                t_re = time.perf_counter()
-                found = self.detector.redetect(frame.image, self.tracker.predicted().landmarks)
-                if found is not None and all(iou(found.box, f.box) < 0.5 for f in faces):
-                    faces = [*faces, found]  # (a face the detector did find, only too far to continue, is not doubled)
-                t0 += time.perf_counter() - t_re  # counted as detection, not alignment
-                self.timings.detect += time.perf_counter() - t_re
-            target = self.tracker.update(frame.image, faces)
-            if not self.tracker.continued:
-                self.smoother.reset()  # a new track: don't drag the landmarks over from another face
-            for j, det in enumerate(faces):
-                smoothed = self.smoother(det.landmarks) if j == target else det.landmarks
-                try:
-                    matrix = alignment_matrix(smoothed, self.settings.size, self.settings.coverage)
-                except ValueError:
-                    continue  # degenerate landmarks (all points coincide): not a usable face
-                rec.faces.append(Face(det.box, det.score, det.landmarks, np.asarray(smoothed), matrix))
-                if j == target:
-                    rec.target = len(rec.faces) - 1
+        redetect_before = self.locator.redetect_seconds
+        faces, target, smoothed = self.locator.locate(frame.image, faces)
+        for j, det in enumerate(faces):
+            lm = smoothed if j == target else det.landmarks
+            rec.faces.append(Face(det.box, det.score, det.landmarks, np.asarray(lm),
+                                  alignment_matrix(lm, self.settings.size, self.settings.coverage)))
+        rec.target = target
+        redetect = self.locator.redetect_seconds - redetect_before
+        t0 += redetect  # a second look for a missed face counts as detection, not alignment
+        self.timings.detect += redetect
         crop = mask = None
         if rec.target is not None:
             m = rec.faces[rec.target].matrix

@@ -219,6 +219,7 @@ class Meso4Detector(Detector):
 
     def fit(self, samples, labels, *, seed=0, progress=False):
         torch.manual_seed(seed)
+        self.net = Meso4()  # fresh weights drawn from the seed: the same data and seed give the same detector
         x = crops_to_tensor(samples, int(self.params["size"]))
         y = torch.as_tensor(np.asarray(labels), dtype=torch.float32)
         w = torch.as_tensor(_class_weights(labels))
@@ -346,6 +347,7 @@ class XRayDetector(Detector):
         if len(real) < 8:
             raise UserError(f"the xray detector needs at least 8 real faces to self-blend, got {len(real)}")
         torch.manual_seed(seed)
+        self.net = XRayNet(int(self.params["width"]))  # fresh weights drawn from the seed
         rng = np.random.default_rng(seed)
         size = int(self.params["size"])
         n_cal = max(4, len(real) // 8)

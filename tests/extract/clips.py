@@ -80,7 +80,7 @@ def synth_frames(n: int, seed: int = 0, width: int = 320, height: int = 240, sti
 
     from faceswap.synth import BUILTIN_ACTORS, random_performance, render
 
-    # (generated at >= 64 frames and cut: short performances are not what is under test here)
+    # drawn from a performance of at least 64 frames, so a clip's motion does not depend on its length
     perfs = random_performance(max(n, 64), seed, **options)[:n]
     if still:
         perfs = [replace(perfs[0], mouth_open=0.0, blink=0.0)] * n

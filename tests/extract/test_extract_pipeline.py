@@ -157,3 +157,21 @@ def test_reference_without_a_face_is_a_user_error(tmp_path, small_settings, mixe
     with pytest.raises(UserError, match="no face found in the reference"):
         extract(mixed_folder, tmp_path / "out", small_settings(target="reference", reference=str(tmp_path / "blank.png")),
                 device="cpu", progress=False)
+
+
+def test_locator_alone_reproduces_the_stage(synth_clip, tmp_path, small_settings):
+    """Convert locates faces on the fly with TargetLocator: it must agree with what extract wrote."""
+    from faceswap.extract.pipeline import TargetLocator
+    from faceswap.video import FrameSource
+
+    video, renders = synth_clip
+    settings = small_settings()
+    al = extract(video, tmp_path / "out", settings, device="cpu", progress=False).alignments
+    loc = TargetLocator.from_settings(settings, "cpu", fps=25.0)
+    frames = list(FrameSource(video))
+    dets = loc.detector.detect([f.image for f in frames])
+    for f, d in zip(frames, dets):
+        faces, target, smoothed = loc.locate(f.image, d)
+        assert target == al.frame(f.index).target
+        np.testing.assert_allclose(smoothed, al.target_face(f.index).landmarks_smoothed, atol=0.05)
+    assert loc.locate(None, []) == ([], None, None)

@@ -69,6 +69,18 @@ def test_cnn_detectors_beat_chance_on_toy_swaps(name, toy):
         assert det.meta["train_real_faces"] > 0 and det.meta["selfblend_auc"] > 0.8
 
 
+@pytest.mark.parametrize("name", ["meso4", "xray"])
+def test_same_data_and_seed_give_the_same_detector(name, toy):
+    params = {**SETTINGS[name], "epochs": 1}
+    tr, te = toy.part("train"), toy.part("test")
+    scores = []
+    for _ in range(2):
+        det = D.build_detector(name, params)
+        det.fit(tr.crops, tr.labels, seed=3)
+        scores.append(det.score(te.crops))
+    assert np.array_equal(scores[0], scores[1])
+
+
 def test_meso4_has_about_28k_parameters():
     n = D.build_detector("meso4").n_parameters()
     assert 27_000 < n < 29_000
