@@ -30,7 +30,15 @@ def _how_made(mats, corpus, fcfg, out: Path) -> str | None:
     def frame(path: Path, i: int) -> np.ndarray | None:
         return next(iter(read_video(path, i, i + 1)), None) if path and Path(path).is_file() else None
 
-    frames = {"A (real)": frame(mats.synth / "A.mp4", k), f"B, frame {k}": frame(mats.synth / "B.mp4", k),
+    mats_a, _ = load_targets(mats.extract["A"] / "alignments.json")
+    visible = set(mats_a)
+    truth_a = mats.synth / "A" / "frames.json"
+    if truth_a.is_file():  # the renderer knows when A faces away; the detector may have found someone else then
+        import json
+
+        visible &= {int(f["index"]) for f in json.loads(truth_a.read_text()) if f.get("face_visible") and not f.get("extra_faces")}
+    k_a = min(visible, key=lambda i: abs(i - k)) if visible else k
+    frames = {"A (real)": frame(mats.synth / "A.mp4", k_a), f"B, frame {k}": frame(mats.synth / "B.mp4", k),
               "B swapped to A": frame(mats.swaps["main"], k)}
     if mats.truth is not None:
         frames["true B-as-A"] = frame(mats.truth, k)
@@ -40,10 +48,11 @@ def _how_made(mats, corpus, fcfg, out: Path) -> str | None:
     size = int(fcfg.data.size)
     crops = {n + " (crop)": cv2.warpAffine(f, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
              for n, f in frames.items() if not n.startswith("A ")}
-    swap_c, truth_c = crops.get("B swapped to A (crop)"), crops.get("true B-as-A (crop)")
-    if swap_c is not None and truth_c is not None:
-        err = np.abs(swap_c.astype(np.float32) - truth_c.astype(np.float32)).mean(-1)
-        crops["|swap - truth|"] = np.clip(err / max(float(np.percentile(err, 99)), 1.0), 0, 1)
+    swap_c, b_c = crops.get("B swapped to A (crop)"), crops.get(f"B, frame {k} (crop)")
+    if swap_c is not None and b_c is not None:
+        # What the swap changed in B's frame: the pasted region, with the soft seam at its edge.
+        err = np.abs(swap_c.astype(np.float32) - b_c.astype(np.float32)).mean(-1)
+        crops["|swap - B|: what was pasted"] = np.clip(err / max(float(np.percentile(err, 99)), 1.0), 0, 1)
     path = how_made_figure(frames, crops, out / "figures" / "how_made.png")
     return str(path.relative_to(out))
 

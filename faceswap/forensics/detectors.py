@@ -510,5 +510,14 @@ def load_detectors(folder: str | Path, names: list[str] | None = None) -> dict[s
 
 
 def json_safe(obj):
-    """Turn numpy scalars/arrays inside results into plain JSON values."""
-    return json.loads(json.dumps(obj, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
+    """Plain JSON values: numpy scalars/arrays become numbers/lists, NaN (an AUC with one class missing) becomes null."""
+    def clean(o):
+        if isinstance(o, dict):
+            return {str(k): clean(v) for k, v in o.items()}
+        if isinstance(o, (list, tuple)):
+            return [clean(v) for v in o]
+        if isinstance(o, float) and o != o:
+            return None
+        return o
+
+    return clean(json.loads(json.dumps(obj, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))))

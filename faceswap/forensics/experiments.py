@@ -124,7 +124,7 @@ def bar_figure(rows: dict[str, dict[str, float]], cols: list[str], title: str, p
     ax.set_ylim(0.0, 1.02)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=7, ncol=min(n, 4), loc="lower left")
+    ax.legend(fontsize=7, ncol=min(n, 4), loc="upper center", bbox_to_anchor=(0.5, -0.1), frameon=False)
     return _save(fig, path)
 
 
@@ -265,6 +265,21 @@ def run_all(corpus: Corpus, det_cfg: dict[str, dict], out: Path, exp_cfg: dict, 
         rows_auc[name] = entry["auc"]
         rows_acc[name] = entry["accuracy"]
         log(f"  {name}: trained in {seconds:.1f} s; AUC " + ", ".join(f"{lv} {entry['auc'][lv]:.3f}" for lv in levels))
+    # 1b. Seed spread: the same detector trained again from other random starts, on the same data.
+    seeds = [int(x) for x in (exp_cfg.get("seeds") or []) if int(x) != seed]
+    if seeds:
+        rows_seed = {}
+        for name in names:
+            aucs = {str(seed): results["detectors"][name]["auc"]["raw"]}
+            for sd in seeds:
+                det, _ = train_detector(name, dict(det_cfg[name] or {}), train, sd, progress, every)
+                aucs[str(sd)] = evaluate(det, main_raw.part("test"))["auc"]
+            vals = np.array(list(aucs.values()), dtype=float)
+            results["detectors"][name]["auc_seeds"] = {"per_seed": aucs, "mean": float(vals.mean()), "std": float(vals.std(ddof=1))}
+            rows_seed[name] = {**aucs, "mean": float(vals.mean()), "std": float(vals.std(ddof=1))}
+        table = format_table("AUC on held-out raw swaps, per training seed", rows_seed, [*map(str, [seed, *seeds]), "mean", "std"])
+        log(table)
+        results["experiments"]["seeds"] = {"auc": rows_seed, "table": table}
     table = format_table("AUC on held-out swaps (trained on raw)", rows_auc, levels)
     table_acc = format_table("accuracy at threshold 0.5 (trained on raw)", rows_acc, levels)
     log(table + "\n" + table_acc)
@@ -311,13 +326,13 @@ def run_all(corpus: Corpus, det_cfg: dict[str, dict], out: Path, exp_cfg: dict, 
     cms = [s for s in corpus.fake if s.startswith("cm:")]
     if cms:
         rows = {}
-        cols = [f"default ({corpus.main})"] + cms
+        cols = [f"plain ({corpus.main})"] + cms
         for name, det in trained.items():
             rows[name] = {cols[0]: results["detectors"][name]["auc"]["raw"]}
             for cm in cms:
                 rows[name][cm] = evaluate(det, corpus.pair(cm, "raw").part("test"))["auc"]
             results["detectors"][name]["auc_countermeasures"] = rows[name]
-        table = format_table("AUC on swaps made with counter-measures (trained on the default swap, raw)", rows, cols)
+        table = format_table("AUC on swaps made with counter-measures (trained on the plain swap, raw)", rows, cols)
         log(table)
         results["experiments"]["countermeasures"] = {"auc": rows, "table": table, "variants": {c: corpus.notes.get(c, "") for c in cms}}
         results["figures"]["countermeasures"] = str(bar_figure(rows, cols, "the toolkit's counter-measures vs the detectors",
@@ -347,6 +362,6 @@ def run_all(corpus: Corpus, det_cfg: dict[str, dict], out: Path, exp_cfg: dict, 
 
 def best_detector(results: dict, level: str = "raw") -> tuple[str, float]:
     """The detector with the highest AUC at ``level``."""
-    items = [(n, d["auc"].get(level, float("nan"))) for n, d in results["detectors"].items()]
-    items = [(n, a) for n, a in items if a == a]
+    items = [(n, d["auc"].get(level)) for n, d in results["detectors"].items()]
+    items = [(n, float(a)) for n, a in items if isinstance(a, (int, float)) and a == a]
     return max(items, key=lambda t: t[1]) if items else ("", float("nan"))

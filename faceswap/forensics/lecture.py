@@ -39,7 +39,7 @@ def _img(out: Path, rel: str | None, alt: str, caption: str = "") -> str:
 
 
 def _f(v) -> str:
-    return "&ndash;" if v is None or (isinstance(v, float) and v != v) else f"{v:.3f}"
+    return "&ndash;" if not isinstance(v, (int, float)) or v != v else f"{v:.3f}"
 
 
 def auc_table(rows: dict[str, dict[str, float]], cols: list[str], good: float = 0.9, poor: float = 0.7) -> str:
@@ -50,7 +50,8 @@ def auc_table(rows: dict[str, dict[str, float]], cols: list[str], good: float = 
         cells = []
         for c in cols:
             v = vals.get(c)
-            cls = "num" + (" good" if v is not None and v == v and v >= good else " poor" if v is not None and v == v and v <= poor else "")
+            x = _num(v)
+            cls = "num" + (" good" if x == x and x >= good else " poor" if x == x and x <= poor else "")
             cells.append(f'<td class="{cls}">{_f(v)}</td>')
         body.append(f"<tr><td>{html.escape(r)}</td>{''.join(cells)}</tr>")
     return f"<table>{head}{''.join(body)}</table>"
@@ -60,11 +61,20 @@ def _section(title: str, body: str, anchor: str) -> str:
     return f'<h2 id="{anchor}">{html.escape(title)}</h2>\n{body}\n'
 
 
+def _num(v) -> float:
+    """A table cell as a float; missing or null (NaN written to JSON) is NaN."""
+    return float(v) if isinstance(v, (int, float)) else float("nan")
+
+
 def _mean_drop(rows: dict[str, dict[str, float]], base: str, col: str) -> float:
-    """Mean AUC lost between column ``base`` and column ``col`` over the detectors."""
-    d = [v[base] - v[col] for v in rows.values() if v.get(base) == v.get(base) and v.get(col) == v.get(col)
-         and v.get(base) is not None and v.get(col) is not None]
+    """Mean AUC lost between column ``base`` and column ``col`` over the detectors (NaN cells skipped)."""
+    d = [_num(v.get(base)) - _num(v.get(col)) for v in rows.values()]
+    d = [x for x in d if x == x]
     return float(np.mean(d)) if d else float("nan")
+
+
+def _best(rows: dict[str, dict[str, float]], col: str) -> str:
+    return max(rows, key=lambda n: _num(rows[n].get(col)) if _num(rows[n].get(col)) == _num(rows[n].get(col)) else -1.0)
 
 
 def findings(results: dict) -> list[str]:
@@ -81,9 +91,9 @@ def findings(results: dict) -> list[str]:
     if levels and rows:
         worst = levels[-1]
         drop = _mean_drop(rows, "raw", worst)
-        keeps = max(rows, key=lambda n: rows[n].get(worst, -1))
+        keeps = _best(rows, worst)
         effect = (f"costs the detectors {drop:.3f} AUC on average" if drop >= 0
-                  else f"does not hurt here (mean AUC {-drop:.3f} higher)")
+                  else f"does not hurt here: the mean AUC is {-drop:.3f} higher")
         out.append(f"Re-encoding at {worst} {effect} "
                    f"({', '.join(f'{n} {_f(r.get(worst))}' for n, r in rows.items())}); {keeps} holds up best.")
     xm = results.get("experiments", {}).get("cross_model", {}).get("auc", {})
@@ -91,16 +101,21 @@ def findings(results: dict) -> list[str]:
         cols = list(next(iter(xm.values())).keys())
         seen, other = cols[0], cols[1]
         drop = _mean_drop(xm, seen, other)
-        keeps = max(xm, key=lambda n: xm[n].get(other, -1))
-        out.append(f"On swaps of a checkpoint they never saw ({other}) the detectors lose {drop:.3f} AUC on average; "
-                   f"{keeps} holds up best ({_f(xm[keeps].get(other))}).")
+        keeps = _best(xm, other)
+        effect = (f"lose {drop:.3f} AUC on average" if drop >= 0
+                  else f"lose nothing here: the mean AUC is {-drop:.3f} higher than on the checkpoint they learned from")
+        out.append(f"On swaps of a checkpoint they never saw ({other}) the detectors {effect}; "
+                   f"{keeps} does best there ({_f(xm[keeps].get(other))}).")
     cm = results.get("experiments", {}).get("countermeasures", {}).get("auc", {})
     if cm:
         cols = list(next(iter(cm.values())).keys())
-        hardest = min(cols[1:], key=lambda c: np.nanmean([r.get(c, np.nan) for r in cm.values()]))
+        mean = {}
+        for c in cols:
+            vals = [x for x in (_num(r.get(c)) for r in cm.values()) if x == x]
+            mean[c] = float(np.mean(vals)) if vals else float("nan")
+        hardest = min(cols[1:], key=lambda c: mean[c] if mean[c] == mean[c] else 9.0)
         out.append(f"Of the toolkit's own counter-measures, <code>{html.escape(hardest)}</code> lowers the mean AUC most "
-                   f"({_f(float(np.nanmean([r.get(cols[0], np.nan) for r in cm.values()])))} &rarr; "
-                   f"{_f(float(np.nanmean([r.get(hardest, np.nan) for r in cm.values()])))}).")
+                   f"({_f(mean[cols[0]])} &rarr; {_f(mean[hardest])}).")
     return out
 
 
@@ -131,7 +146,7 @@ def render(results: dict, out: str | Path, title: str = "Detecting the swap: wha
     body += _img(out, figs.get("how_made"), "how the swap is made",
                  "Top: a frame of A, a frame of B, the swap of that frame, and the true rendering of B's performance as A. "
                  "Bottom: the aligned crops the detectors see (with extra margin so the paste-back seam is inside), "
-                 "and the swap's error against the truth (brighter = larger).")
+                 "and where the swap changed B's frame (brighter = more): the pasted face and its soft seam.")
     if swaps:
         rows = "".join(f"<tr><td><code>{html.escape(k)}</code></td><td>{html.escape(str(v))}</td></tr>" for k, v in swaps.items() if not k.startswith("_"))
         body += f"<h3>The swaps in this study</h3><table><tr><th>name</th><th>how it was made</th></tr>{rows}</table>"
@@ -172,6 +187,12 @@ def render(results: dict, out: str | Path, title: str = "Detecting the swap: wha
             "<table><tr><th>detector</th><th>what it looks at</th><th>parameters</th><th>train s</th><th>AUC raw</th>"
             f"<th>accuracy raw</th><th>test real / swapped</th></tr>{''.join(rows)}</table>")
     body += _img(out, figs.get("roc"), "ROC curves on held-out swaps", "ROC curves on the held-out (test) block of raw frames.")
+    sd = exps.get("seeds", {}).get("auc", {})
+    if sd:
+        cols = list(next(iter(sd.values())).keys())
+        body += ("<p>The same detectors trained again on the same frames from other random starts (seeds). The spread "
+                 "is part of the result: a difference between two detectors smaller than it is not a finding.</p>"
+                 + auc_table(sd, cols, good=2.0, poor=-1.0))
     sections.append(_section("3. The detectors", body, "detectors"))
 
     # 4. Where it breaks.
@@ -197,8 +218,10 @@ def render(results: dict, out: str | Path, title: str = "Detecting the swap: wha
     else:
         body += "<p class='note'>(no second checkpoint in this run)</p>"
     cm = exps.get("countermeasures", {})
-    body += ("<h3>The toolkit's own counter-measures</h3><p>Colour transfer, Poisson blending and temporal smoothing exist to "
-             "make a swap look better; each also changes what a detector sees.</p>")
+    body += ("<h3>The toolkit's own counter-measures</h3><p>The detectors learned from the plain swap (no colour transfer, "
+             "alpha blending, no temporal smoothing, no watermark). Colour transfer, Poisson blending and temporal "
+             "smoothing exist to make a swap look better; each also changes what a detector sees. The last column puts "
+             "the invisible watermark back: a detector should not care about it.</p>")
     if cm:
         cols = list(next(iter(cm["auc"].values())).keys()) if cm.get("auc") else []
         body += auc_table(cm.get("auc", {}), cols)

@@ -169,6 +169,8 @@ def format_summary(report: dict) -> str:
     for name, s in report["detectors"].items():
         lines.append(f"  {name:<9} mean {s['mean']:.3f}  median {s['median']:.3f}  frames > 0.5: {100 * s['frames_above_0.5']:.0f}%")
     lines.append(f"  detectors: {report['verdict']}")
+    if report.get("detectors_from"):
+        lines.append(f"             (detectors from {report['detectors_from']})")
     wm = report.get("watermark")
     if wm is not None:
         lines.append(f"  watermark: {wm['verdict']}")
@@ -200,6 +202,8 @@ def run_scan(cfg) -> int:
     progress = bool(cfg.progress) and sys.stderr.isatty()
     report = scan_video(video, dets, out, size=size, margin=margin, alignments=cfg.alignments,
                         extract_overrides=list(cfg.forensics.scan.extract), device=str(cfg.device), progress=progress)
+    report["detectors_from"] = str(folder) + (" (shipped with faceswap)" if folder == SHIPPED else "")
+    write_json_atomic(out / "scan.json", json_safe(report))
     from faceswap.config import save_config
 
     save_config(cfg, out, "forensics")

@@ -49,7 +49,7 @@ def test_format_table():
 
 @pytest.mark.slow
 def test_run_all_writes_results_figures_and_lecture(corpus, tmp_path):
-    res = E.run_all(corpus, TINY, tmp_path, {"matched_levels": ["c23", "c40"]}, seed=0, log=lambda *a: None)
+    res = E.run_all(corpus, TINY, tmp_path, {"matched_levels": ["c23", "c40"], "seeds": [0, 1]}, seed=0, log=lambda *a: None)
     on_disk = json.loads((tmp_path / "results.json").read_text())
     assert on_disk == res
     for name in TINY:
@@ -57,8 +57,10 @@ def test_run_all_writes_results_figures_and_lecture(corpus, tmp_path):
         assert set(auc) == {"raw", "c23", "c40"} and all(0 <= v <= 1 for v in auc.values())
         assert (tmp_path / "detectors" / f"{name}.safetensors").is_file()
         assert set(res["detectors"][name]["auc_cross_model"]) == {"seen (main)", "model:other"}
-        assert set(res["detectors"][name]["auc_countermeasures"]) == {"default (main)", "cm:jpeg"}
+        assert set(res["detectors"][name]["auc_countermeasures"]) == {"plain (main)", "cm:jpeg"}
         assert set(res["detectors"][name]["auc_matched"]) == {"raw", "c23", "c40"}
+        seeds = res["detectors"][name]["auc_seeds"]
+        assert set(seeds["per_seed"]) == {"0", "1"} and seeds["std"] >= 0
     # The easy toy swaps are caught by the spectrum at raw.
     assert res["detectors"]["spectral"]["auc"]["raw"] > 0.9
     for key in ("cross_compression", "cross_model", "countermeasures", "matched_compression", "spectra"):
