@@ -10,7 +10,6 @@ import contextlib
 import hashlib
 import json
 import shutil
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,15 +130,80 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
+# --- the shipped checkpoint ------------------------------------------------------------------------------------
+
+def export_shipped(run_dir: str | Path, dest: str | Path = SHIPPED_RUN, half: bool = True, timelapse_frames: int = 40
+                   ) -> Path:
+    """Copy a trained run into the small form the demo ships (``demo.checkpoint=shipped``).
+
+    Keeps the newest checkpoint's weights only (EMA when present; float16 when ``half``: half the size, and
+    a model loads them into float32), its state without optimizer or RNG, the crop it was trained on (so
+    convert needs no extract folder), the loss log and a thinned timelapse.
+    """
+    from safetensors.torch import load_file, save_file
+
+    from faceswap.models.checkpoint import find_latest, read_state
+    from faceswap.utils import read_json, write_json_atomic
+    from faceswap.video import list_images
+
+    run_dir, dest = Path(run_dir), Path(dest)
+    ckpt = find_latest(run_dir / "checkpoints")
+    if ckpt is None:
+        raise UserError(f"{run_dir} holds no complete checkpoint; train first")
+    state = read_state(ckpt)
+    weights = ckpt / ("ema.safetensors" if (ckpt / "ema.safetensors").is_file() else "model.safetensors")
+    tensors = load_file(str(weights))
+    if half:
+        tensors = {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}
+    keep = {k: state[k] for k in ("schema", "version", "step", "model_class", "model", "identities", "config",
+                                  "saved_at", "torch", "images_seen", "loss_history", "crop") if k in state}
+    data = (state.get("config") or {}).get("data") or {}
+    for key in ("a", "b") if "crop" not in keep else ():
+        al = Path(str(data.get(key, ""))) / "alignments.json"
+        if al.is_file():
+            crop = read_json(al, "alignments file").get("crop") or {}
+            keep["crop"] = {"size": crop.get("size"), "coverage": crop.get("coverage")}
+            break
+    keep["files"] = ["model.safetensors", "state.json"]
+    keep["exported_from"] = {"run": run_dir.name, "checkpoint": ckpt.name, "weights": weights.stem,
+                             "dtype": "float16" if half else "float32"}
+    tmp = dest.with_name(f".{dest.name}.partial")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    step_dir = tmp / "checkpoints" / ckpt.name
+    step_dir.mkdir(parents=True)
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(step_dir / "model.safetensors"), metadata={"format": "pt"})
+    write_json_atomic(step_dir / "state.json", keep)
+    (tmp / "checkpoints" / "latest").write_text(ckpt.name + "\n", encoding="utf-8")
+    if (run_dir / "metrics.jsonl").is_file():
+        shutil.copy2(run_dir / "metrics.jsonl", tmp / "metrics.jsonl")
+    if (run_dir / "timelapse").is_dir():
+        frames = list_images(run_dir / "timelapse")
+        if len(frames) > timelapse_frames:
+            idx = sorted({round(i * (len(frames) - 1) / (timelapse_frames - 1)) for i in range(timelapse_frames)})
+            frames = [frames[i] for i in idx]
+        (tmp / "timelapse").mkdir()
+        for f in frames:
+            shutil.copy2(f, tmp / "timelapse" / f.name)
+    for p in tmp.rglob("*"):
+        p.chmod(0o755 if p.is_dir() else 0o644)
+    if dest.exists():
+        shutil.rmtree(dest)
+    tmp.replace(dest)
+    return dest
+
+
 # --- the stage ----------------------------------------------------------------------------------------------
 
-def shipped_run() -> Path:
+def shipped_run(folder: str | Path | None = None) -> Path:
+    """The run folder ``demo.checkpoint=shipped`` uses: ``folder`` when given, else the one in faceswap/assets."""
     from faceswap.models.checkpoint import find_latest
 
-    if find_latest(SHIPPED_RUN / "checkpoints") is None:
-        raise UserError(f"this faceswap install has no shipped demo checkpoint ({SHIPPED_RUN}); "
-                        "use demo.checkpoint=train")
-    return SHIPPED_RUN
+    run = Path(str(folder)).expanduser() if folder else SHIPPED_RUN
+    if find_latest(run / "checkpoints") is None:
+        where = "this faceswap install has no shipped demo checkpoint" if not folder else "demo.shipped_dir holds no checkpoint"
+        raise UserError(f"{where} ({run}); use demo.checkpoint=train")
+    return run
 
 
 def plan(cfg) -> tuple[Demo, list[Step], dict]:
@@ -152,7 +216,7 @@ def plan(cfg) -> tuple[Demo, list[Step], dict]:
     common = [kv("device", str(cfg.get("device", "auto"))), kv("progress", progress)]
     paths = {
         "synth": out / "synth", "faces_a": out / "faces_a", "faces_b": out / "faces_b",
-        "run": out / "run" if str(d.checkpoint) == "train" else shipped_run(),
+        "run": out / "run" if str(d.checkpoint) == "train" else shipped_run(d.get("shipped_dir")),
         "swap": out / "swap_B_as_A.mp4", "eval": out / "eval", "report": out / "report.html",
     }
     demo = Demo(out, progress)
@@ -299,4 +363,5 @@ def run(cfg) -> int:
     return 0
 
 
-__all__ = ["override_value", "to_overrides", "settings_key", "Step", "Demo", "plan", "run", "shipped_run", "SHIPPED_RUN"]
+__all__ = ["override_value", "to_overrides", "settings_key", "Step", "Demo", "plan", "run", "shipped_run", "SHIPPED_RUN",
+           "export_shipped"]

@@ -71,14 +71,29 @@ def test_tiny_demo_end_to_end_and_resume(tmp_path, monkeypatch, capsys):
     assert third.count("done earlier, skipped") == 5
     assert "] evaluate: running" in third and "] report: running" in third
 
+    # The shipped form of a run: half-precision weights, no optimizer, the crop recorded; the demo uses it
+    # instead of training (and re-converts with it).
+    from faceswap.models import load_checkpoint
+
+    shipped = D.export_shipped(out / "run", tmp_path / "shipped")
+    ck = load_checkpoint(shipped)
+    assert ck.state["crop"]["coverage"] == 0.75 and not (ck.path / "optimizer.safetensors").exists()
+    assert (shipped / "metrics.jsonl").is_file() and list((shipped / "timelapse").glob("*.png"))
+    assert main(["demo", f"out={out}", "demo=tiny", "progress=false", "demo.checkpoint=shipped",
+                 D.kv("demo.shipped_dir", str(shipped))]) == 0
+    fourth = capsys.readouterr().out
+    assert "] train" not in fourth and "] convert: running" in fourth
+    assert json.loads((out / "eval" / "metrics.json").read_text())["checkpoint"]["path"].startswith(str(shipped))
+
 
 def test_shipped_checkpoint_or_a_clear_error(tmp_path, capsys):
     if D.SHIPPED_RUN.exists():
-        run = D.shipped_run()
         from faceswap.models import load_checkpoint
 
-        ck = load_checkpoint(run)
-        assert set(ck.model.decoders) == {"a", "b"}
+        ck = load_checkpoint(D.shipped_run())
+        assert set(ck.model.decoders) == {"a", "b"} and ck.state["crop"]["coverage"] > 0
     else:
         assert main(["demo", f"out={tmp_path}", "demo.checkpoint=shipped"]) == 2
         assert "demo.checkpoint=train" in capsys.readouterr().err
+    assert main(["demo", f"out={tmp_path}", "demo.checkpoint=shipped", D.kv("demo.shipped_dir", str(tmp_path / "x"))]) == 2
+    assert "demo.shipped_dir holds no checkpoint" in capsys.readouterr().err

@@ -155,7 +155,7 @@ def judge_crops(crops: np.ndarray, crop_matrices: np.ndarray, true_matrices: np.
 class ProbeNet(nn.Module):
     """Four stride-2 convs and two heads: identity logits and the standardised expression/pose parameters."""
 
-    def __init__(self, n_actors: int, n_params: int = len(EXPRESSION_PARAMS), width: int = 32):
+    def __init__(self, n_classes: int, n_params: int = len(EXPRESSION_PARAMS), width: int = 32):
         super().__init__()
         chans = (3, width, width * 2, width * 4, width * 4)
         layers: list[nn.Module] = []
@@ -165,9 +165,9 @@ class ProbeNet(nn.Module):
         feat = chans[-1] * (PROBE_INPUT // 16) ** 2
         # Flatten, not global pooling: pose and mouth shape are *where* things are, which pooling throws away.
         self.neck = nn.Sequential(nn.Flatten(), nn.Dropout(0.2), nn.Linear(feat, 128), nn.ReLU(inplace=True))
-        self.identity = nn.Linear(128, n_actors)
+        self.identity = nn.Linear(128, n_classes)
         self.expression = nn.Linear(128, n_params)
-        self.n_actors, self.n_params, self.width = n_actors, n_params, width
+        self.n_classes, self.n_params, self.width = n_classes, n_params, width
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.neck(self.trunk(x))
@@ -227,7 +227,7 @@ class Probe:
             save_file({k: v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()}, str(tmp))
         write_json_atomic(folder / f"{key}.json", {
             "schema": SCHEMA, "version": VERSION, "key": key, "spec": self.spec.to_dict(),
-            "net": {"n_actors": self.net.n_actors, "n_params": self.net.n_params, "width": self.net.width},
+            "net": {"n_classes": self.net.n_classes, "n_params": self.net.n_params, "width": self.net.width},
             "params": list(EXPRESSION_PARAMS), "param_mean": self.param_mean.tolist(),
             "param_std": self.param_std.tolist(), "report": self.report,
         })

@@ -285,6 +285,7 @@ def render_report(metrics: dict, eval_dir: str | Path, run_dir: str | Path | Non
     probe = metrics.get("probe", {})
     rec = metrics.get("reconstruction", {})
     extra_rows = [("identity probe accuracy on held-out renders", _fmt(probe.get("identity_accuracy"), "x")),
+                  ("identity probe: non-faces (noise, scrambled faces) called nobody", _fmt(probe.get("nonface_rejection"), "x")),
                   ("expression/pose reader error on real renders (std units)",
                    _fmt(probe.get("expression_error_on_renders"), "x")),
                   ("reconstruction SSIM A&rarr;A (held-out)", _fmt(rec.get("a_ssim"), "ssim")),

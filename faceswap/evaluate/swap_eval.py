@@ -9,7 +9,6 @@ the one they were trained on.
 """
 from __future__ import annotations
 
-import math
 import sys
 import time
 from dataclasses import dataclass, field
@@ -506,7 +505,7 @@ def evaluate(checkpoint: str | Path, synth_dir: str | Path, out: str | Path, *, 
         "swap": results["swap"],
         "baselines": {"input_b": results["input_b"], "mean_a": results["mean_a"]},
         "truth": {k: results["truth"][k] for k in ("identity_a_rate", "expression_error", "expression_error_per_param")},
-        "probe": {**{k: probe.report.get(k) for k in ("identity_accuracy", "expression_error_on_renders",
+        "probe": {**{k: probe.report.get(k) for k in ("identity_accuracy", "nonface_rejection", "expression_error_on_renders",
                                                       "expression_error_per_param", "param_std", "actors",
                                                       "train_faces", "test_faces", "seconds")},
                   "source": probe_source, "key": spec.key()},

@@ -202,6 +202,23 @@ def reencode(src: str | Path, dst: str | Path, crf: int, preset: str = "medium")
     return dst
 
 
+def passthrough(src: str | Path, dst: str | Path, crf: int = 18, preset: str = "medium") -> Path:
+    """Decode a video and write it again exactly as convert writes its output, without changing a pixel in between.
+
+    A swap's frame has been H.264-encoded twice (once by whoever made the source video, once by convert);
+    a real frame straight from its source only once. Passing the real videos through the same second
+    encoding leaves the swapped face as the only difference, not the encoding history of the background.
+    """
+    from faceswap.video import VideoWriter, probe, read_video
+
+    src, dst = Path(src), Path(dst)
+    info = probe(src, count=False)
+    with VideoWriter(dst, fps=info.fps, crf=int(crf), preset=preset) as writer:
+        for frame in read_video(src):
+            writer.write(frame)
+    return dst
+
+
 @dataclass
 class VideoSource:
     """One video that feeds the face set: its file, the alignments that place its crops, its label and name."""
@@ -211,6 +228,7 @@ class VideoSource:
     alignments: Path
     label: int
     timeline: str = ""  # sources on one timeline (B's swap and B's true rendering) are cut at the same frame
+    second_encode: int | None = None  # real videos: pass through H.264 at this CRF first, as convert does to the swaps
 
 
 def source_faces(src: VideoSource, size: int, margin: float, level: str = "raw", work: Path | None = None, every: int = 1,
@@ -220,13 +238,19 @@ def source_faces(src: VideoSource, size: int, margin: float, level: str = "raw",
     Re-encoded copies of the video go to ``work``; the split depends only on the alignments, so it is
     the same at every level and for every video cut from the same alignments.
     """
-    video = Path(src.video)
+    base = Path(src.video)
+    if (LEVELS[level] is not None or src.second_encode is not None) and work is None:
+        raise ValueError("re-encoded videos need a work folder")
+    if src.second_encode is not None:
+        base = Path(work) / f"{src.name}_raw_crf{int(src.second_encode)}.mp4"
+        if not base.is_file():
+            passthrough(src.video, base, int(src.second_encode))
+    video = base
     if LEVELS[level] is not None:
-        if work is None:
-            raise ValueError("re-encoded levels need a work folder")
-        video = Path(work) / f"{src.name}_{level}.mp4"
+        tag = "" if src.second_encode is None else f"_after_crf{int(src.second_encode)}"
+        video = Path(work) / f"{src.name}_{level}{tag}.mp4"
         if not video.is_file():
-            reencode(src.video, video, LEVELS[level])
+            reencode(base, video, LEVELS[level])
     mats, crop_size = load_targets(src.alignments)
     if not mats:
         raise UserError(f"alignments {src.alignments} hold no face; re-run 'faceswap extract' on {src.video}")

@@ -145,7 +145,7 @@ def spectra_figure(corpus: Corpus, path: Path, bins: int = 48, max_faces: int = 
     """Mean 1-D spectra of real vs swapped faces per level, and the 2-D mean log-spectrum difference at raw."""
     plt = _plt()
     levels = corpus.levels
-    fig, axes = plt.subplots(1, len(levels) + 1, figsize=(3.3 * (len(levels) + 1), 3.0))
+    fig, axes = plt.subplots(1, len(levels) + 2, figsize=(3.3 * (len(levels) + 2), 3.0))
     freq = np.linspace(0, 1, bins)
     data = {}
     for ax, lv in zip(axes, levels):
@@ -160,6 +160,14 @@ def spectra_figure(corpus: Corpus, path: Path, bins: int = 48, max_faces: int = 
         ax.set_xlabel("spatial frequency (1 = Nyquist)")
         ax.legend(fontsize=7)
     axes[0].set_ylabel("normalised log power")
+    # The curves nearly overlap: their difference is what the logistic regression reads.
+    dax = axes[len(levels)]
+    for lv in levels:
+        dax.plot(freq, np.array(data[f"{lv}/swap"]) - np.array(data[f"{lv}/real"]), label=lv)
+    dax.axhline(0, color="k", lw=0.6)
+    dax.set_title("swap - real, 1-D", fontsize=10)
+    dax.set_xlabel("spatial frequency (1 = Nyquist)")
+    dax.legend(fontsize=7)
     raw = levels[0]
     diff = (feat.mean_log_spectrum(corpus.fake[corpus.main][raw].crops[:max_faces])
             - feat.mean_log_spectrum(corpus.real[raw].crops[:max_faces]))

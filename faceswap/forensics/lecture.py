@@ -197,16 +197,20 @@ def render(results: dict, out: str | Path, title: str = "Detecting the swap: wha
 
     # 4. Where it breaks.
     body = ("<h3>Compression</h3><p>Detectors trained on raw frames, tested on the same held-out frames re-encoded "
-            "with H.264 at CRF 23 (c23, what most platforms deliver) and CRF 40 (c40, heavy). A drop here is the "
-            "finding, not a bug: compression erases the high frequencies and the fine seams the detectors learned.</p>")
+            "with H.264 at CRF 23 (c23, what most platforms deliver) and CRF 40 (c40, heavy). A drop here is a "
+            "finding, not a bug: compression erases high frequencies and fine seams. Where the AUC holds, the cue a detector "
+            "uses is coarser than what the codec removes; look at the accuracy too, since compression shifts the scores "
+            "even where it keeps their order.</p>")
     cc = exps.get("cross_compression", {})
     if cc:
-        body += auc_table(cc.get("auc", {}), levels)
+        body += "<p>AUC:</p>" + auc_table(cc.get("auc", {}), levels)
+        body += "<p>Accuracy at the threshold 0.5 chosen on raw frames:</p>" + auc_table(cc.get("accuracy", {}), levels)
     body += _img(out, figs.get("cross_compression"), "AUC across compression levels")
     mc = exps.get("matched_compression", {})
     if mc and mc.get("auc"):
         body += ("<p>Trained and tested at the same level, i.e. a detector that knows the compression it will face:</p>"
                  + auc_table(mc["auc"], list(next(iter(mc["auc"].values())).keys())))
+        body += _img(out, figs.get("matched_compression"), "AUC when trained and tested at the same level")
     xm = exps.get("cross_model", {})
     body += ("<h3>An unseen generator</h3><p>The detectors above learned from swaps of one checkpoint. Here they face swaps "
              "of the same videos made by another training run (another seed or preset) they never saw.</p>")

@@ -175,7 +175,8 @@ SPLIT_NOTE = ("Real faces: {reals}. Swapped faces: B's video with A's face paste
               "Per timeline, frames are split by time into contiguous blocks: the first {pct}% of the frames with a face "
               "train, the next {gap} frames are dropped, the rest test. A's own video is one timeline; B's video, its swaps "
               "and B's true rendering as A share B's timeline and are cut at the same frame, so no moment of a performance "
-              "(nor its near-identical neighbours) is on both sides. Compressed copies reuse the same frames and split.")
+              "(nor its near-identical neighbours) is on both sides. Compressed copies reuse the same frames and split. "
+              "{encode}")
 REAL_NOTE = {"A": "A's own video (cut with A's alignments)",
              "B": "B's own video, the very frames the swap was made from (as FaceForensics++ pairs each fake with its source)",
              "truth": "B's performance truly rendered as A (same scene and motion as the swap)"}
@@ -203,11 +204,14 @@ def build_corpus(mats: Materials, fcfg, out: Path, progress: bool = False, log=p
             raise UserError(f"forensics.data.real lists '{name}'; use any of A, B, truth")
     if not reals:
         raise UserError("forensics.data.real is empty; use any of [A, B, truth]")
+    second = d.get("real_second_encode")
+    for src in reals:
+        src.second_encode = None if second is None else int(second)
     fakes = {k: VideoSource(k.replace(":", "_"), v, mats.extract["B"] / "alignments.json", FAKE, "B") for k, v in mats.swaps.items()}
     cache = out / "faces"
 
     def faces(src: VideoSource, level: str) -> FaceSet:
-        path = cache / f"{src.name}_{level}_{d.size}_{d.margin}_{d.every}_{d.train_fraction}_{d.gap}.npz"
+        path = cache / f"{src.name}_{level}_{d.size}_{d.margin}_{d.every}_{d.train_fraction}_{d.gap}_{src.second_encode}.npz"
         if path.is_file():
             return FaceSet.load(path)
         fs = source_faces(src, int(d.size), float(d.margin), level, out / "pipeline" / "reencoded", int(d.every),
@@ -218,6 +222,10 @@ def build_corpus(mats: Materials, fcfg, out: Path, progress: bool = False, log=p
     real = {lv: FaceSet.concat([faces(s, lv) for s in reals]) for lv in levels}
     fake = {key: {lv: faces(src, lv) for lv in (levels if key == "main" else ["raw"])} for key, src in fakes.items()}
     notes = dict(mats.notes)
+    encode = ("Every video has been H.264-encoded twice before any c23/c40 step: the swaps by their source and by "
+              f"convert, the real videos by their source and once more at CRF {second} (the way convert writes), so "
+              "the encoding history of the background cannot tell them apart." if second is not None else
+              "The real videos are used as rendered (one H.264 encoding); the swaps were encoded twice (source, convert).")
     notes["_split"] = SPLIT_NOTE.format(reals="; ".join(REAL_NOTE[s.name] for s in reals),
-                                        pct=int(round(100 * float(d.train_fraction))), gap=int(d.gap))
+                                        pct=int(round(100 * float(d.train_fraction))), gap=int(d.gap), encode=encode)
     return Corpus(real, fake, "main", notes)

@@ -61,13 +61,15 @@ def test_spec_hash_changes_with_what_decides_the_weights():
 @pytest.mark.slow
 def test_tiny_probe_beats_chance(tiny_probe):
     rep = tiny_probe.report
-    chance = 1 / len(tiny_probe.names)
+    chance = 1 / len(tiny_probe.spec.names)
     assert rep["identity_accuracy"] >= chance + 0.3
+    assert rep["nonface_rejection"] >= 0.5  # noise and scrambled faces are nobody
+    assert tiny_probe.names == ("A", "B", "random:1000", P.NONE)
     assert set(rep["expression_error_per_param"]) == set(P.EXPRESSION_PARAMS)
     # A or B's own renders are recognised as themselves.
     crops, ids, _ = P.render_set(tiny_probe.spec, "test")
     probs, params = tiny_probe.predict(crops)
-    assert probs.shape == (len(crops), 3) and params.shape == (len(crops), 7)
+    assert probs.shape == (len(crops), 4) and params.shape == (len(crops), 7)
     assert np.mean(probs.argmax(1) == ids) == pytest.approx(rep["identity_accuracy"])
 
 
@@ -93,3 +95,12 @@ def test_damaged_probe_file_is_a_user_error(tiny_probe, tmp_path):
     meta.with_suffix(".safetensors").write_bytes(b"garbage")
     with pytest.raises(UserError, match="damaged"):
         P.Probe.load(meta)
+
+
+def test_nonfaces_are_not_faces():
+    rng = np.random.default_rng(0)
+    crops = rng.integers(0, 255, (4, 64, 64, 3), dtype=np.uint8)
+    negs = P.nonfaces(crops, 6, rng)
+    assert negs.shape == (6, 64, 64, 3) and negs.dtype == np.uint8
+    # A scrambled face keeps the face's colours (the same multiset of blocks, in another order).
+    assert any(sorted(n.reshape(-1, 3).sum(1)) == sorted(c.reshape(-1, 3).sum(1)) for n in negs[2::3] for c in crops)

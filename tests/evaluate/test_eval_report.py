@@ -2,7 +2,6 @@
 import json
 
 import numpy as np
-import pytest
 
 from faceswap.evaluate import report as R
 from faceswap.video import write_image

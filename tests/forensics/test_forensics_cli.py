@@ -126,7 +126,9 @@ def test_demo_folder_to_results_and_lecture(demo_dir, tmp_path):
     assert set(corpus.real) == {"raw", "c40"} and set(corpus.real["raw"].source) == {"A", "B", "truth"}
     counts = corpus.pair("main", "c40").counts()
     assert counts["train"]["fake"] > 0 and counts["test"]["fake"] > 0 and counts["test"]["real"] > counts["test"]["fake"]
-    assert any((out / "faces").glob("main_c40_*.npz")) and (out / "pipeline" / "reencoded" / "A_c40.mp4").is_file()
+    assert any((out / "faces").glob("main_c40_*.npz")) and (out / "pipeline" / "reencoded" / "A_c40_after_crf18.mp4").is_file()
+    assert (out / "pipeline" / "reencoded" / "A_raw_crf18.mp4").is_file()  # reals get the swaps' second encoding
+    assert not (out / "pipeline" / "reencoded" / "main_raw_crf18.mp4").exists()
     dets = {k: OmegaConf.to_container(v) for k, v in cfg.forensics.detectors.items()}
     res = run_all(corpus, dets, out, {"matched_levels": []}, log=logs.append)
     assert set(res["detectors"]) == {"spectral", "meso4", "xray", "temporal"}

@@ -112,6 +112,10 @@ def test_reencoding_degrades_with_crf(tmp_path):
     d40 = np.abs(sets["c40"].crops.astype(int) - sets["raw"].crops).mean()
     assert d40 > d23
     assert set(sets["raw"].split) == {"train", "test"}
+    twice = fd.VideoSource("v", tmp_path / "v.mp4", tmp_path / "alignments.json", fd.REAL, "v", second_encode=30)
+    again = fd.source_faces(twice, 32, 0.25, "raw", tmp_path / "work", train_fraction=0.5, gap=2)
+    assert (tmp_path / "work" / "v_raw_crf30.mp4").is_file()
+    assert 0 < np.abs(again.crops.astype(int) - sets["raw"].crops).mean() < d40  # same frames, one more (mild) encoding
 
 
 def test_bad_inputs_are_user_errors(tmp_path):
