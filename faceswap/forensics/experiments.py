@@ -92,7 +92,7 @@ def format_table(title: str, rows: dict[str, dict[str, float]], cols: list[str],
     return "\n".join(lines)
 
 
-def _plt():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -101,18 +101,18 @@ def _plt():
     return plt
 
 
-def _save(fig, path: Path) -> Path:
+def save_figure(fig, path: Path) -> Path:
     from faceswap.utils import atomic_path
 
     with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
-    _plt().close(fig)
+    pyplot().close(fig)
     return path
 
 
 def bar_figure(rows: dict[str, dict[str, float]], cols: list[str], title: str, path: Path, ylabel: str = "AUC") -> Path:
     """Grouped bars: one group per detector (row), one bar per condition (column); chance drawn at 0.5."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(1.6 + 1.3 * len(rows), 3.2))
     n = len(cols)
     w = 0.8 / max(n, 1)
@@ -125,11 +125,11 @@ def bar_figure(rows: dict[str, dict[str, float]], cols: list[str], title: str, p
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=7, ncol=min(n, 4), loc="upper center", bbox_to_anchor=(0.5, -0.1), frameon=False)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def roc_figure(curves: dict[str, tuple[np.ndarray, np.ndarray, float]], title: str, path: Path) -> Path:
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(3.6, 3.4))
     for name, (fpr, tpr, auc) in curves.items():
         ax.plot(fpr, tpr, label=f"{name} (AUC {auc:.3f})")
@@ -138,12 +138,12 @@ def roc_figure(curves: dict[str, tuple[np.ndarray, np.ndarray, float]], title: s
     ax.set_ylabel("true-positive rate (swaps caught)")
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=7, loc="lower right")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def spectra_figure(corpus: Corpus, path: Path, bins: int = 48, max_faces: int = 200) -> tuple[Path, dict]:
     """Mean 1-D spectra of real vs swapped faces per level, and the 2-D mean log-spectrum difference at raw."""
-    plt = _plt()
+    plt = pyplot()
     levels = corpus.levels
     fig, axes = plt.subplots(1, len(levels) + 2, figsize=(3.3 * (len(levels) + 2), 3.0))
     freq = np.linspace(0, 1, bins)
@@ -176,12 +176,12 @@ def spectra_figure(corpus: Corpus, path: Path, bins: int = 48, max_faces: int = 
     axes[-1].set_title(f"swap - real, mean log power ({raw}, dB)", fontsize=9)
     axes[-1].axis("off")
     fig.colorbar(im, ax=axes[-1], fraction=0.046)
-    return _save(fig, path), data
+    return save_figure(fig, path), data
 
 
 def example_figure(rows: dict[str, np.ndarray], path: Path, maps: dict[str, np.ndarray] | None = None) -> Path:
     """A grid of face crops (one row per label), optionally with a second row of maps below each."""
-    plt = _plt()
+    plt = pyplot()
     n = max(len(v) for v in rows.values())
     nrows = len(rows) * (2 if maps else 1)
     fig, axes = plt.subplots(nrows, n, figsize=(1.5 * n, 1.6 * nrows), squeeze=False)
@@ -204,14 +204,14 @@ def example_figure(rows: dict[str, np.ndarray], path: Path, maps: dict[str, np.n
                 if j == 0:
                     ax.set_title("predicted blending boundary", fontsize=8, loc="left")
             r += 1
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def flicker_figure(corpus: Corpus, path: Path, size: int = 48, frames: int = 100) -> Path:
     """Mean absolute frame-to-frame change inside the face over time, real (its own video) vs swap."""
     import cv2
 
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.0, 2.6))
     for name, fs, color in (("real", corpus.real["raw"], "tab:blue"), ("swap", corpus.fake[corpus.main]["raw"], "tab:red")):
         # B's own video (or its true rendering as A) moves exactly as the swap does: the fair comparison.
@@ -220,7 +220,7 @@ def flicker_figure(corpus: Corpus, path: Path, size: int = 48, frames: int = 100
         idx = np.flatnonzero(fs.source == src)
         idx = idx[np.argsort(fs.frame[idx])][:frames]
         g = np.stack([cv2.resize(feat.to_gray(c).astype(np.float32), (size, size), interpolation=cv2.INTER_AREA) for c in fs.crops[idx]])
-        inner, _ = feat._rings(size)
+        inner, _ = feat.face_rings(size)
         d1 = np.abs(np.diff(g, axis=0))[:, inner].mean(1)
         # A change across a frame without a face is a cut, not flicker: leave it out of the curve.
         d1[np.diff(fs.frame[idx]) != 1] = np.nan
@@ -229,7 +229,7 @@ def flicker_figure(corpus: Corpus, path: Path, size: int = 48, frames: int = 100
     ax.set_ylabel("mean |change| in face (0-255)")
     ax.legend(fontsize=7)
     ax.set_title("frame-to-frame change inside the face", fontsize=10)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 # ---------------------------------------------------------------- the experiments

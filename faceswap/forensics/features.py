@@ -138,7 +138,7 @@ def self_blend(img: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, n
 # ---------------------------------------------------------------- temporal flicker
 
 
-def _rings(size: int) -> tuple[np.ndarray, np.ndarray]:
+def face_rings(size: int) -> tuple[np.ndarray, np.ndarray]:
     """Boolean masks of the inner face disc and the outer border ring of a square crop."""
     y, x = np.indices((size, size))
     r = np.hypot(y - (size - 1) / 2, x - (size - 1) / 2) / size
@@ -162,7 +162,7 @@ def flicker_features(clip: np.ndarray, size: int = 48) -> np.ndarray:
     if t < 3:
         raise ValueError(f"a flicker clip needs at least 3 frames, got {t}")
     g = np.stack([cv2.resize(to_gray(c).astype(np.float32), (size, size), interpolation=cv2.INTER_AREA) for c in clip])
-    inner, outer = _rings(size)
+    inner, outer = face_rings(size)
     d1 = np.abs(np.diff(g, axis=0))
     d2 = np.abs(g[2:] - 2 * g[1:-1] + g[:-2])
     eps = 1e-5

@@ -272,9 +272,9 @@ def write_lecture(results: dict, out: str | Path) -> Path:
 
 def how_made_figure(frames: dict[str, np.ndarray], crops: dict[str, np.ndarray], path: Path) -> Path:
     """Frames (A, B, swap, truth) on top; aligned crops and the swap's error against the truth below."""
-    from faceswap.forensics.experiments import _plt, _save
+    from faceswap.forensics.experiments import pyplot, save_figure
 
-    plt = _plt()
+    plt = pyplot()
     n = max(len(frames), len(crops))
     fig, axes = plt.subplots(2, n, figsize=(2.6 * n, 5.0), squeeze=False)
     for row, items in enumerate((frames, crops)):
@@ -285,4 +285,4 @@ def how_made_figure(frames: dict[str, np.ndarray], crops: dict[str, np.ndarray],
                 label, img = list(items.items())[j]
                 ax.imshow(img, cmap="magma" if img.ndim == 2 else None)
                 ax.set_title(label, fontsize=9)
-    return _save(fig, path)
+    return save_figure(fig, path)

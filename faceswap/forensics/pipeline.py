@@ -148,7 +148,7 @@ def prepare(fcfg, out: Path, from_dir: str | Path | None, seed: int = 0, device:
     jobs = [(_swap_key(k, str(s.name)), str(s.name), []) for k, s in enumerate(models)]
     for cm in p.countermeasures:
         jobs.append((f"cm:{cm.name}", main, list(cm.overrides)))
-        mats.notes[f"cm:{cm.name}"] = f"main checkpoint, convert with {' '.join([*p.convert, *cm.overrides])}"
+        mats.notes[f"cm:{cm.name}"] = f"main checkpoint; the plain swap's convert settings plus {' '.join(cm.overrides)}"
     for key, _, _ in jobs[:len(models)]:
         mats.notes[key] += f"; convert with {' '.join(p.convert) or 'its defaults'}"
     for key, model, extra in jobs:

@@ -11,7 +11,7 @@ import numpy as np
 from faceswap.errors import UserError
 from faceswap.forensics.data import FaceSet, crops_from_video, load_targets
 from faceswap.forensics.detectors import DETECTORS, Detector, json_safe, load_detectors
-from faceswap.forensics.experiments import _plt, _save, frame_scores
+from faceswap.forensics.experiments import pyplot, save_figure, frame_scores
 from faceswap.utils import read_json, write_json_atomic
 
 
@@ -69,7 +69,7 @@ def _data_settings(folder: Path) -> dict:
 
 
 def scan_plot(frames: np.ndarray, scores: dict[str, np.ndarray], n_frames: int, title: str, path: Path) -> Path:
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 3.0))
     for name, s in scores.items():
         full = np.full(n_frames, np.nan)
@@ -85,7 +85,7 @@ def scan_plot(frames: np.ndarray, scores: dict[str, np.ndarray], n_frames: int, 
     ax.set_ylabel("P(swapped)")
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=7, ncol=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _verdict(mean_score: float, frac: float) -> str:

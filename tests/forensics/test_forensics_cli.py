@@ -1,6 +1,5 @@
 """`faceswap forensics`: bad inputs exit 2 with one line; the data glue on a hand-made demo folder; scan end to end."""
 import json
-import shutil
 
 import numpy as np
 import pytest
@@ -113,7 +112,7 @@ def test_demo_folder_to_results_and_lecture(demo_dir, tmp_path):
     out = tmp_path / "out"
     swaps = out / "pipeline" / "swaps"
     swaps.mkdir(parents=True)
-    for i, key in enumerate(("main", "model_other", "cm_color_rct")):  # made beforehand: prepare must not re-run convert
+    for key in ("main", "model_other", "cm_color_rct"):  # made beforehand: prepare must not re-run convert
         _video(swaps / f"{key}.mp4", blur=True, seed=2)
     (out / "pipeline" / "run_other" / "checkpoints").mkdir(parents=True)
     (out / "pipeline" / "run_other" / "checkpoints" / "latest").write_text("x\n")
@@ -185,3 +184,20 @@ def test_detectors_come_from_the_cache_then_the_shipped_folder(tmp_path, monkeyp
     assert scan.resolve_detectors(tmp_path / "run") == trained  # a forensics out folder works too
     D.save_detector(D.build_detector("meso4"), trained)
     assert set(D.load_detectors(scan.cache_detectors(trained))) == {"spectral", "meso4"}  # replaced whole
+
+
+@pytest.mark.slow
+def test_forensics_run_end_to_end_tiny(tmp_path, capsys):
+    """`faceswap forensics out=DIR` with nothing given: synth, extract, two trainings, three converts, detectors, lecture."""
+    out = tmp_path / "fx"
+    rc = main(["forensics", f"out={out}", "forensics=tiny", "device=cpu", "progress=false", "threads=1"])
+    printed = capsys.readouterr().out
+    assert rc == 0, printed
+    res = json.loads((out / "results.json").read_text())
+    for name in ("spectral", "meso4", "xray", "temporal"):
+        assert set(res["detectors"][name]["auc"]) == {"raw", "c40"}
+        assert (out / "detectors" / f"{name}.safetensors").is_file()
+    assert set(res["materials"]["swaps"]) == {"main", "model:other", "cm:color_rct"}
+    assert (out / "lecture.html").stat().st_size > 50_000 and (out / ".faceswap" / "forensics.yaml").is_file()
+    assert (tmp_path / "cache" / "faceswap" / "forensics" / "detectors" / "meso4.json").is_file()  # cached for scans
+    assert "best on raw" in printed
