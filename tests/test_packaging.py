@@ -1,4 +1,4 @@
-"""A non-editable install must still find the Hydra configs: they ship inside the package."""
+"""A non-editable install must still find the Hydra configs, templates and shipped weights: they ship inside the package."""
 import subprocess
 import sys
 import zipfile
@@ -17,7 +17,10 @@ def test_wheel_ships_configs(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     wheel = next(tmp_path.glob("faceswap-*.whl"))
-    names = zipfile.ZipFile(wheel).namelist()
-    shipped = {n.split("faceswap/conf/", 1)[1] for n in names if n.startswith("faceswap/conf/") and n.endswith(".yaml")}
-    on_disk = {str(p.relative_to(ROOT / "faceswap" / "conf")) for p in (ROOT / "faceswap" / "conf").rglob("*.yaml")}
-    assert on_disk and on_disk <= shipped
+    names = set(zipfile.ZipFile(wheel).namelist())
+    pkg = ROOT / "faceswap"
+    # every data file the package reads at run time (configs, templates, shipped weights) is in the wheel
+    data = {f"faceswap/{p.relative_to(pkg).as_posix()}" for p in pkg.rglob("*")
+            if p.is_file() and p.suffix not in (".py", ".pyc") and "__pycache__" not in p.parts}
+    assert any(n.startswith("faceswap/conf/") for n in data)
+    assert data <= names, sorted(data - names)
