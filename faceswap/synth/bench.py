@@ -1,6 +1,6 @@
 """Benchmark of the synthetic actors: render speed, and how MTCNN sees them (detection rate, score, landmark error).
 
-    python -m faceswap.synth.bench [--frames 200] [--actors ABCDE] [--json out.json]
+    python -m faceswap.synth.bench [--frames 200] [--actors A,B,random:3] [--json out.json]
 
 Prints one table and writes JSON. Frames come from random_performance with the default ranges (every frame
 has its face in view); MTCNN's detection matched to the truth is the one whose nose is nearest the true nose.
@@ -62,7 +62,7 @@ def measure(actor_name: str, frames: int, seed: int, width: int, height: int, de
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=200)
-    ap.add_argument("--actors", default="AB")
+    ap.add_argument("--actors", default="A,B", help="comma-separated: A..E or random:SEED")
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--width", type=int, default=640)
     ap.add_argument("--height", type=int, default=480)
@@ -75,10 +75,10 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     detector = MTCNN(keep_all=True, device="cpu")
     rows = [measure(a, args.frames, args.seed + 17 * i, args.width, args.height, detector)
-            for i, a in enumerate(args.actors)]
-    print(f"{'actor':>6} {'frames':>6} {'detected':>9} {'rate':>7} {'score':>7} {'lm err px':>9} {'err/IOD':>8} {'render fps':>10}")
+            for i, a in enumerate(args.actors.split(","))]
+    print(f"{'actor':>9} {'frames':>6} {'detected':>9} {'rate':>7} {'score':>7} {'lm err px':>9} {'err/IOD':>8} {'render fps':>10}")
     for r in rows:
-        print(f"{r['actor']:>6} {r['frames']:>6} {r['detected']:>9} {r['rate']:>7.1%} {r['mean_score']:>7.4f} "
+        print(f"{r['actor']:>9} {r['frames']:>6} {r['detected']:>9} {r['rate']:>7.1%} {r['mean_score']:>7.4f} "
               f"{r['landmark_error_px']:>9.2f} {r['landmark_error_iod']:>8.3f} {r['render_fps']:>10.1f}")
     with open(args.json, "w", encoding="utf-8") as fh:
         json.dump({"machine": platform.processor() or platform.machine(), "size": [args.width, args.height],

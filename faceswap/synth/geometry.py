@@ -12,7 +12,7 @@ import numpy as np
 
 from faceswap.synth.params import Performance
 
-HEAD_HEIGHT = 2.2               # crown (y = -1.2) to chin (y = 1.0)
+HEAD_HEIGHT = 2.35              # crown (y = -1.2) to chin (y = 1.15): human proportions, eyes halfway
 PIVOT = np.array([0.0, 0.35, 0.0])  # the face centre: rotations turn about it and (x, y) place it
 EYE_X, EYE_Y = 0.34, 0.0
 EYEBALL_RADIUS = 0.15
@@ -27,12 +27,12 @@ MOUTH_CORNER_DEPTH = -0.07
 
 # Canonical skin: a cranium and a jaw ellipsoid, smoothly unioned. (centre, semi-axes)
 CRANIUM = (np.array([0.0, -0.1, -0.05]), np.array([0.76, 1.1, 0.96]))
-JAW = (np.array([0.0, 0.42, -0.1]), np.array([0.62, 0.6, 0.9]))
+JAW = (np.array([0.0, 0.5, -0.1]), np.array([0.6, 0.65, 0.9]))
 SKIN_BLEND = 0.08  # smooth-union width between cranium and jaw, head units
 
 # Points a face detector's box would hug: brows, cheeks, jaw, chin.
 _BOX_POINTS_XY = np.array([[-0.55, -0.3], [0.55, -0.3], [0.0, -0.32], [-0.72, 0.15], [0.72, 0.15],
-                           [-0.56, 0.75], [0.56, 0.75], [-0.3, 0.96], [0.3, 0.96], [0.0, 1.02]])
+                           [-0.56, 0.85], [0.56, 0.85], [-0.3, 1.08], [0.3, 1.08], [0.0, 1.15]])
 
 
 def rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:

@@ -135,10 +135,10 @@ BUILTIN_ACTORS: dict[str, Appearance] = {
         lip_fullness=0.7, shirt_color=(0.15, 0.50, 0.52), background=(0.70, 0.76, 0.82),
         background2=(0.55, 0.62, 0.72), background_pattern="gradient",
     ),
-    # B: darker skin, short copper hair, brown eyes, wide square jaw, bushy brows.
+    # B: darker skin, short auburn hair, brown eyes, wide square jaw, bushy brows.
     "B": Appearance(
         name="B", face_width=1.07, face_height=0.97, jaw=0.95, chin=0.25,
-        skin=(0.56, 0.37, 0.25), hair_style="short", hair_color=(0.72, 0.33, 0.12), hair_volume=0.55,
+        skin=(0.56, 0.37, 0.25), hair_style="short", hair_color=(0.52, 0.20, 0.08), hair_volume=0.55,
         eye_color=(0.30, 0.17, 0.08), eye_size=0.92, brow_thickness=0.85, brow_color=(0.22, 0.12, 0.06),
         nose_length=0.6, nose_width=0.85, lip_color=(0.50, 0.26, 0.24), lip_fullness=0.55,
         shirt_color=(0.80, 0.62, 0.18), background=(0.80, 0.72, 0.60), background2=(0.70, 0.60, 0.48),

@@ -19,6 +19,8 @@ from faceswap.synth.textures import (HAIR_STEP, HAIR_X0, HAIR_Y0, SKIN_STEP, SKI
                                      hair_pattern, skin_detail)
 
 F32 = np.float32
+SKIN_AMBIENT, SKIN_DIFFUSE = 0.36, 0.72   # fill light and key light on skin
+SKIN_SPECULAR, SKIN_SHINE = 0.06, 16.0    # skin sheen: strength and Blinn exponent
 _SHIFT = 4  # sub-pixel bits for OpenCV polygons: features glide smoothly instead of snapping to pixels
 _ONE = 1 << _SHIFT
 
@@ -88,8 +90,8 @@ def body_of(app: Appearance) -> Body:
     cc, ca = geo.CRANIUM
     cranium = Ellipsoid(cc.copy(), ca * np.array([app.face_width, app.face_height, 1.0]))
     jc, ja = geo.JAW
-    chin_y = 0.95 + 0.1 * app.chin               # bottom of the chin
-    jaw_ax = np.array([0.53 + 0.12 * app.jaw, (chin_y - jc[1]) * 0.55 + 0.33 - 0.08 * app.jaw, ja[2]])
+    chin_y = 1.1 + 0.1 * app.chin                # bottom of the chin
+    jaw_ax = np.array([0.53 + 0.12 * app.jaw, ja[1] + (chin_y - 1.15) * 0.6 - 0.06 * (app.jaw - 0.5), ja[2]])
     jaw = Ellipsoid(np.array([0.0, chin_y - jaw_ax[1], jc[2]]), jaw_ax)
     parts = [SkinPart(jaw, geo.SKIN_BLEND, True, False)]
     # Nose: a tilted ellipsoid whose front-most point is the canonical tip.
@@ -114,7 +116,8 @@ def _hair_style(app: Appearance, cranium: Ellipsoid) -> HairStyle:
          "fringe": 0.06 + 0.05 * app.hair_volume, "curly": 0.12 + 0.16 * app.hair_volume,
          "buzz": 0.018, "bald": 0.03}[app.hair_style]
     c, a = cranium.centre, cranium.axes
-    shell = Ellipsoid(c + np.array([0.0, -0.45 * v, -0.25 * v]), a * np.array([1 + v, 1 + 0.75 * v, 1 + v]))
+    # Hair lies flat on the forehead and has its volume on top and at the back: the shell sits back.
+    shell = Ellipsoid(c + np.array([0.0, -0.45 * v, -0.7 * v * a[2]]), a * np.array([1 + v, 1 + 0.75 * v, 1 + v]))
     style = app.hair_style
     if style == "long":
         length = 1.25 + 0.6 * app.hair_length
@@ -130,7 +133,7 @@ def _hair_style(app: Appearance, cranium: Ellipsoid) -> HairStyle:
         return HairStyle(shell, None, -0.66, 0.12, 0.0, 0.02, 0.5, 0.72)
     if style == "bald":
         return HairStyle(None, None, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
-    return HairStyle(shell, None, -0.62, 0.16, 0.008, 0.05, 0.55, 0.72)
+    return HairStyle(shell, None, -0.66, 0.16, 0.008, -0.22, 0.5, 0.72)
 
 
 # ----------------------------------------------------------------------------- ray casting
@@ -329,7 +332,6 @@ def _draw_eye(img, origin, pose: geo.Pose, app: Appearance, perf: Performance, l
 
     lid_up, _ = pose.project(on_ball(x, ey + tilt + up_b))
     lid_lo, _ = pose.project(on_ball(x, ey + tilt + lo_b))
-    lid_rest, _ = pose.project(on_ball(x, ey + tilt + upper))
     lash_col = np.array(app.brow_color) * 0.45
     px_per_unit = pose.s
     if b < 0.97:
@@ -378,7 +380,6 @@ def _draw_eye(img, origin, pose: geo.Pose, app: Appearance, perf: Performance, l
     _line(img, lid_up, origin, lash_col, 1.0, 0.022 * px_per_unit * (1 - 0.4 * b))
     if b < 0.97:
         _line(img, lid_lo[3:-3], origin, app.skin, skin_shade * 0.8, 0.01 * px_per_unit)
-    del lid_rest
 
 
 def _draw_brow(img, origin, pose, app: Appearance, perf: Performance, side: float, shade: float):
@@ -441,7 +442,7 @@ def _draw_nose_details(img, origin, pose, app: Appearance, shade: float):
             _fill(img, pts, origin, app.skin, shade * 0.28)
 
 
-def _draw_glasses(img, pose, light: _Light):
+def _draw_glasses(img, pose):
     col = (0.08, 0.08, 0.09)
     for side in (-1.0, 1.0):
         c = np.array([side * geo.EYE_X, 0.02, geo.eyeball_centre_z() + geo.EYEBALL_RADIUS + 0.06])
@@ -460,7 +461,7 @@ def _draw_glasses(img, pose, light: _Light):
 def _body_frame(pose: geo.Pose, perf: Performance) -> tuple[np.ndarray, np.ndarray]:
     """Rotation of the torso (it follows the head a little) and the camera position of the neck base."""
     Rb = geo.rotation(0.3 * perf.yaw, 0.0, 0.3 * perf.roll)
-    base_local = np.array([0.0, 1.32, -0.3])
+    base_local = np.array([0.0, 1.45, -0.3])
     base = np.array([pose.cx, pose.cy]) + pose.s * (Rb @ (base_local - geo.PIVOT))[:2]
     return Rb, base
 
@@ -477,7 +478,7 @@ def _torso_points(pose: geo.Pose, Rb: np.ndarray, base: np.ndarray) -> tuple[np.
 
 
 def _neck_quad(pose: geo.Pose, Rb, base) -> np.ndarray:
-    top, _ = pose.project(np.array([[0.0, 0.72, -0.2]]))
+    top, _ = pose.project(np.array([[0.0, 0.82, -0.2]]))
     top = top[0]
     d = base - top
     perp = np.array([-d[1], d[0]]) / (np.hypot(*d) + 1e-9)
@@ -642,7 +643,7 @@ def _draw_actor(img: np.ndarray, app: Appearance, perf: Performance) -> _Drawn:
             depth[ss] = geo.smooth_max(depth[ss], t_n, F32(part.blend))
             alpha[ss] = np.maximum(alpha[ss], a_n)
         n = _normals(depth, pose.s)
-        shade = F32(0.36) + F32(0.72) * light.lambert(n) * F32(light.intensity)
+        shade = F32(SKIN_AMBIENT) + F32(SKIN_DIFFUSE) * light.lambert(n) * F32(light.intensity)
         x, y, z = g.local(pose, depth)
         det = skin_detail(app)
         mx = (x - F32(SKIN_X0)) * F32(1 / SKIN_STEP)
@@ -650,7 +651,7 @@ def _draw_actor(img: np.ndarray, app: Appearance, perf: Performance) -> _Drawn:
         albedo = cv2.remap(det, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         front = np.clip((z - F32(0.1)) * F32(3.0), 0, 1)[..., None]
         albedo = np.asarray(app.skin, F32) + albedo * front
-        col = albedo * shade[..., None] + light.specular(n, 16.0, 0.06)[..., None]
+        col = albedo * shade[..., None] + light.specular(n, SKIN_SHINE, SKIN_SPECULAR)[..., None]
         skin_u8 = np.clip(col * F32(255) + F32(0.5), 0, 255).astype(np.uint8)
         # Features are drawn on the skin layer, so the head's silhouette clips them.
         o = (skin_rect[0], skin_rect[1])
@@ -697,7 +698,7 @@ def _draw_actor(img: np.ndarray, app: Appearance, perf: Performance) -> _Drawn:
 
     img[Y0:Y1, X0:X1] = np.clip(canvas + F32(0.5), 0, 255).astype(np.uint8)
     if app.glasses and pose.facing([0.0, 0.0, 1.0]) > 0.2:
-        _draw_glasses(img, pose, light)
+        _draw_glasses(img, pose)
     cover = np.maximum(cover, torso_m.astype(F32) * F32(1 / 255))
     return _Drawn(head_rect, face_alpha, cover)
 

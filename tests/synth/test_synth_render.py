@@ -73,13 +73,19 @@ def test_landmarks_land_on_the_drawn_features():
             assert (r.mask[ij[:, 1], ij[:, 0]] == 255).all(), app.name
             x1, y1, x2, y2 = r.box
             assert ((lm[:, 0] > x1) & (lm[:, 0] < x2) & (lm[:, 1] > y1) & (lm[:, 1] < y2)).all()
-            # mouth corners sit at the ends of the lips: lip-coloured (or dark) just inside, skin just outside
+            # mouth corners sit at the ends of the mouth: between them lips (or teeth, or the dark inside),
+            # just beyond them skin
             lm_, rm = lm[3], lm[4]
-            inward = (rm - lm_) / np.linalg.norm(rm - lm_)
-            skin = np.array(app.skin) * 255
-            inner = r.image[tuple(np.round(lm_ + 3 * inward).astype(int)[::-1])].astype(float)
-            outer = r.image[tuple(np.round(lm_ - 6 * inward).astype(int)[::-1])].astype(float)
-            assert np.linalg.norm(inner - outer) > 15, app.name
+            along = np.array([lm_ + t * (rm - lm_) for t in np.linspace(0.1, 0.9, 17)])
+            beyond = np.array([lm_ - 0.12 * (rm - lm_), rm + 0.12 * (rm - lm_)])
+
+            def colours(pts):
+                ij = np.round(pts).astype(int)
+                return r.image[ij[:, 1], ij[:, 0]].astype(float)
+
+            inner, outer = colours(along).mean(axis=0), colours(beyond).mean(axis=0)
+            if app.beard == 0:  # a beard around the mouth is as dark as the lips
+                assert np.linalg.norm(inner - outer) > 20, app.name
 
 
 def test_blink_closes_the_eyes_and_gaze_moves_the_pupil():
