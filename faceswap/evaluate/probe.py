@@ -53,7 +53,10 @@ class ProbeSpec:
     performance: tuple[tuple[str, float], ...] = ()  # options for random_performance, as (key, value) pairs
 
     def key(self) -> str:
-        blob = json.dumps({"schema": SCHEMA, "version": VERSION, "input": PROBE_INPUT, **asdict(self)}, sort_keys=True)
+        from faceswap.synth import RENDERER_VERSION
+
+        blob = json.dumps({"schema": SCHEMA, "version": VERSION, "input": PROBE_INPUT, "renderer": RENDERER_VERSION,
+                           **asdict(self)}, sort_keys=True)
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
 
     def to_dict(self) -> dict:

@@ -3,5 +3,8 @@ from faceswap.synth.params import BUILTIN_ACTORS, Appearance, Performance, actor
 from faceswap.synth.performance import random_performance
 from faceswap.synth.render import Render, render
 
+# Bump whenever the renderer's look changes: anything trained on renders (the evaluation's judges) keys on it.
+RENDERER_VERSION = 2
+
 __all__ = ["Appearance", "Performance", "Render", "BUILTIN_ACTORS", "random_actor", "random_performance", "render",
-           "actor_by_name"]
+           "actor_by_name", "RENDERER_VERSION"]
