@@ -32,6 +32,7 @@ class ExtractSettings:
     reference: str | None = None
     save_every: int = 100
     masks: bool = True
+    temporal: str = "auto"  # auto: track and smooth across a video's frames, not across an image folder's photos
     detector: DetectorSettings = field(default_factory=DetectorSettings)
     tracker: TrackerSettings = field(default_factory=TrackerSettings)
     smoothing: SmoothingSettings = field(default_factory=SmoothingSettings)
@@ -45,6 +46,9 @@ class ExtractSettings:
             raise UserError(f"extract.size must be a crop side in px between 16 and 4096, got {self.size}")
         if not 0.1 <= float(self.coverage) <= 2.0:
             raise UserError(f"extract.coverage must be in [0.1, 2.0] (fraction of the crop taken by the face square), got {self.coverage}")
+        self.temporal = str(self.temporal).lower()
+        if self.temporal not in ("auto", "true", "false"):
+            raise UserError(f"extract.temporal must be auto, true or false, got {self.temporal!r}")
         if int(self.save_every) < 1:
             raise UserError(f"extract.save_every must be >= 1 frame, got {self.save_every}")
         self.size, self.coverage = int(self.size), float(self.coverage)
@@ -229,6 +233,11 @@ class TargetLocator:
     def state(self) -> dict:
         return {"smoother": self.smoother.state(), "tracker": self.tracker.state()}
 
+    def reset(self) -> None:
+        """Forget the track and the smoothing: the next frame is judged on its own."""
+        self.tracker.reset()
+        self.smoother.reset()
+
     def load_state(self, state: dict) -> None:
         self.smoother.load_state(state.get("smoother"))
         self.tracker.load_state(state.get("tracker"))
@@ -249,6 +258,8 @@ class _Run:
         self.source, self.input_path, self.out, self.settings = source, input_path, out, settings
         self.names = frame_names(source)
         self.locator = TargetLocator.from_settings(settings, device, fps=source.info.fps)
+        # An image folder is usually unrelated photos: a face in one says nothing about the next.
+        self.temporal = source.is_video if settings.temporal == "auto" else settings.temporal == "true"
         self.detector = self.locator.detector
         self.mask_dir = synth_mask_dir(input_path) if settings.masks else None
         self.missing_masks = 0
@@ -320,6 +331,8 @@ class _Run:
         name = self.names[frame.index]
         rec = FrameRecord(frame.index, name, [], None, frame.error)
         redetect_before = self.locator.redetect_seconds
+        if not self.temporal:
+            self.locator.reset()
         faces, target, smoothed = self.locator.locate(frame.image, faces)
         for j, det in enumerate(faces):
             lm = smoothed if j == target else det.landmarks
