@@ -397,8 +397,11 @@ def from_alignments(items: Iterable[Item], alignments) -> Iterator[Item]:
         yield it
 
 
-def by_detection(items: Iterable[Item], locator, batch_size: int, timings: Timings) -> Iterator[Item]:
-    """Detect, pick the target and smooth its landmarks with the extract stage's own per-frame logic, a batch at a time."""
+def by_detection(items: Iterable[Item], locator, batch_size: int, timings: Timings, temporal: bool = True) -> Iterator[Item]:
+    """Detect, pick the target and smooth its landmarks with the extract stage's own per-frame logic, a batch at a time.
+
+    ``temporal=False`` (an image folder of unrelated photos): each frame is judged on its own.
+    """
     it = iter(items)
     while True:
         batch = list(islice(it, batch_size))
@@ -410,6 +413,8 @@ def by_detection(items: Iterable[Item], locator, batch_size: int, timings: Timin
         faces = {x.index: f for x, f in zip(todo, found)}
         for x in batch:
             usable = x.in_range and x.image is not None
+            if not temporal:
+                locator.reset()
             _, target, smoothed = locator.locate(x.image if usable else None, faces.get(x.index, []))
             if target is not None:
                 x.landmarks, x.how = np.asarray(smoothed, dtype=np.float64), "detected"
@@ -748,12 +753,14 @@ def convert(cfg) -> ConvertResult:
               "faces are re-aligned from the file's landmarks at the checkpoint's coverage", file=sys.stderr)
     work_size = max(resolution, int(crop_size or resolution))
 
-    # 3. How faces are found.
+    # 3. How faces are found. An image folder is usually unrelated photos: no tracking, no gap filling.
+    temporal = source.is_video
     if alignments is None:
         from faceswap.extract.pipeline import ExtractSettings, TargetLocator
 
         es = ExtractSettings.from_config(cfg.detect)
         locator = TargetLocator.from_settings(es, str(device), fps=info.fps)
+        temporal = source.is_video if es.temporal == "auto" else es.temporal == "true"
         det_batch = int(es.detector.batch_size)
     else:
         det_batch = 0
@@ -857,8 +864,8 @@ def convert(cfg) -> ConvertResult:
         if alignments is not None:
             stream = from_alignments(stream, alignments)
         else:
-            stream = by_detection(stream, locator, det_batch, timings)
-        stream = fill_missed(stream, s.max_gap)
+            stream = by_detection(stream, locator, det_batch, timings, temporal)
+        stream = fill_missed(stream, s.max_gap if temporal else 0)
         for x in swap_stream(stream, swapper, blender, s, coverage, work_size, timings):
             sink.put(pool.submit(render, x))
             bar.update(1)
