@@ -47,6 +47,7 @@ def run_extract(src: Path, out: Path, device: str, **overrides):
 
     det = overrides.pop("detector", {})
     sm = overrides.pop("smoothing", {})
+    overrides.setdefault("temporal", "true")  # the clips are folders of a video's frames
     settings = ExtractSettings(detector=DetectorSettings(**det), smoothing=SmoothingSettings(**sm), **overrides)
     shutil.rmtree(out, ignore_errors=True)
     return extract(src, out, settings, device=device, progress=False)

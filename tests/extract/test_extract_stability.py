@@ -9,7 +9,7 @@ from tests.extract.clips import synth_frames, write_images
 
 
 def _run(folder, out, method):
-    return extract(folder, out, ExtractSettings(size=256, smoothing=SmoothingSettings(method=method)),
+    return extract(folder, out, ExtractSettings(size=256, temporal="true", smoothing=SmoothingSettings(method=method)),
                    device="cpu", progress=False).alignments
 
 
