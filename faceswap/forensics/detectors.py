@@ -134,7 +134,25 @@ class Detector:
         return int(sum(t.numel() for t in self.tensors().values()))
 
 
-class SpectralDetector(Detector):
+class _LogisticDetector(Detector):
+    """A detector that is hand-made features (``features``) + the logistic regression ``self.lr``."""
+
+    lr: LogisticRegression
+
+    def features(self, samples) -> np.ndarray:  # pragma: no cover - each subclass says
+        raise NotImplementedError
+
+    def score(self, samples):
+        return self.lr.predict_proba(self.features(samples)) if len(samples) else np.zeros(0)
+
+    def tensors(self):
+        return self.lr.tensors()
+
+    def load_tensors(self, tensors):
+        self.lr.load_tensors(tensors)
+
+
+class SpectralDetector(_LogisticDetector):
     """Azimuthal average of the log power spectrum + logistic regression (Durall et al. 2020).
 
     Up-sampling in the decoder and the resize back into the frame leave too little (or periodic)
@@ -156,14 +174,6 @@ class SpectralDetector(Detector):
         self.meta = {"train_loss": loss, "train_samples": int(len(labels))}
         return self.meta
 
-    def score(self, samples):
-        return self.lr.predict_proba(self.features(samples)) if len(samples) else np.zeros(0)
-
-    def tensors(self):
-        return self.lr.tensors()
-
-    def load_tensors(self, tensors):
-        self.lr.load_tensors(tensors)
 
 
 class Meso4(nn.Module):
@@ -403,7 +413,7 @@ class XRayDetector(Detector):
         self.calib.load_tensors(tensors, "calib.")
 
 
-class TemporalDetector(Detector):
+class TemporalDetector(_LogisticDetector):
     """Flicker statistics of a clip of consecutive aligned crops + logistic regression.
 
     A swapped face is decoded frame by frame with no memory, so it jitters in brightness and shape more
@@ -429,14 +439,6 @@ class TemporalDetector(Detector):
                      "weights": self.lr.weight.tolist()}
         return self.meta
 
-    def score(self, samples):
-        return self.lr.predict_proba(self.features(samples)) if len(samples) else np.zeros(0)
-
-    def tensors(self):
-        return self.lr.tensors()
-
-    def load_tensors(self, tensors):
-        self.lr.load_tensors(tensors)
 
 
 DETECTORS: dict[str, type[Detector]] = {c.name: c for c in (SpectralDetector, Meso4Detector, XRayDetector, TemporalDetector)}
