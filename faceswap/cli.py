@@ -56,7 +56,7 @@ def _print_help() -> None:
     width = max(len(n) for n in STAGES)
     for name, stage in STAGES.items():
         print(f"  {name:<{width}}  {stage.summary}")
-    print("\nEach stage composes faceswap/conf/<stage>.yaml with Hydra overrides, e.g.")
+    print("\nEach stage composes conf/<stage>.yaml with Hydra overrides, e.g.")
     print("  faceswap synth out=/tmp/actors synth.frames=100")
     print("  faceswap synth --cfg job        print the composed config and exit")
     print("Use only faces of people who agreed to it, or the synthetic actors (see README).")

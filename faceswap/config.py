@@ -1,4 +1,4 @@
-"""Hydra config composition for every stage: the config tree ships inside the package (faceswap/conf)."""
+"""Hydra config composition for every stage: conf/ at the top, shipped inside the package as faceswap.conf."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,8 +7,9 @@ from typing import Sequence
 from omegaconf import DictConfig, OmegaConf
 
 from faceswap.errors import UserError
+from faceswap.resources import conf_dir
 
-CONF_DIR = Path(__file__).resolve().parent / "conf"
+CONF_DIR = conf_dir()
 
 
 def compose(stage: str, overrides: Sequence[str] = (), return_hydra_config: bool = False) -> DictConfig:

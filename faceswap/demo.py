@@ -18,8 +18,9 @@ from typing import Any, Callable
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from faceswap.errors import UserError
+from faceswap.resources import asset
 
-SHIPPED_RUN = Path(__file__).resolve().parent / "assets" / "demo" / "run"
+SHIPPED_RUN = asset("demo", "run")
 
 
 # --- small pure functions ----------------------------------------------------------------------------------
@@ -196,7 +197,7 @@ def export_shipped(run_dir: str | Path, dest: str | Path = SHIPPED_RUN, half: bo
 # --- the stage ----------------------------------------------------------------------------------------------
 
 def shipped_run(folder: str | Path | None = None) -> Path:
-    """The run folder ``demo.checkpoint=shipped`` uses: ``folder`` when given, else the one in faceswap/assets."""
+    """The run folder ``demo.checkpoint=shipped`` uses: ``folder`` when given, else the one in assets/."""
     from faceswap.models.checkpoint import find_latest
 
     run = Path(str(folder)).expanduser() if folder else SHIPPED_RUN

@@ -140,7 +140,7 @@ def main(argv=None) -> int:
     p.add_argument("--sizes", nargs="+", default=["480p", "720p"], choices=sorted(SIZES))
     p.add_argument("--devices", nargs="+", default=None, help="default: cpu, and cuda when available")
     p.add_argument("--frames", type=int, default=60)
-    p.add_argument("--model", default="lite", help="model preset (faceswap/conf/model/*.yaml) when no --checkpoint")
+    p.add_argument("--model", default="lite", help="model preset (conf/model/*.yaml) when no --checkpoint")
     p.add_argument("--checkpoint", default=None)
     p.add_argument("--no-detect", dest="detect", action="store_false", help="skip the on-the-fly detection run")
     p.add_argument("--crf", type=int, default=18)

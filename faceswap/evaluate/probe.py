@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from faceswap.errors import UserError
 from faceswap.extract.align import alignment_matrix, similarity_params, template_points, warp_to_crop
 from faceswap.utils import atomic_path, write_json_atomic
+from faceswap.resources import asset
 
 # What the expression/pose reader predicts. Roll is read *inside the aligned crop* (the head's tilt left over
 # after the similarity alignment levelled the eyes): the alignment's own rotation is shared by the swap and
@@ -453,7 +454,7 @@ def train_probe(spec: ProbeSpec, progress: bool = False, log: Callable[[str], No
 
 # --- where trained probes live --------------------------------------------------------------------------------
 
-SHIPPED_DIR = Path(__file__).resolve().parents[1] / "assets" / "probe"
+SHIPPED_DIR = asset("probe")
 
 
 def default_cache_dir() -> Path:

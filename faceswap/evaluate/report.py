@@ -15,8 +15,9 @@ import numpy as np
 
 from faceswap.utils import atomic_path
 from faceswap.video import list_images, read_image
+from faceswap.resources import asset
 
-TEMPLATE = Path(__file__).resolve().parents[1] / "assets" / "report_template.html"
+TEMPLATE = asset("templates", "report.html")
 
 # Plain-language text for a lecture audience, one paragraph per section.
 EXPLAIN = {

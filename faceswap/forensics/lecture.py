@@ -8,8 +8,9 @@ from pathlib import Path
 from string import Template
 
 import numpy as np
+from faceswap.resources import asset
 
-TEMPLATE = Path(__file__).resolve().parent / "templates" / "lecture.html"
+TEMPLATE = asset("templates", "lecture.html")
 
 WHAT = {
     "spectral": ("the 1-D power spectrum of the grey crop (48 numbers) and a logistic regression",

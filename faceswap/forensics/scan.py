@@ -13,10 +13,11 @@ from faceswap.forensics.data import FaceSet, crops_from_video, load_targets
 from faceswap.forensics.detectors import DETECTORS, Detector, json_safe, load_detectors
 from faceswap.forensics.experiments import pyplot, save_figure, frame_scores
 from faceswap.utils import read_json, write_json_atomic
+from faceswap.resources import asset
 
 
 # Detectors trained by a default `faceswap forensics` run on a CPU, shipped so that a scan works out of the box.
-SHIPPED = Path(__file__).resolve().parent / "shipped"
+SHIPPED = asset("forensics", "detectors")
 
 
 def cache_dir() -> Path:

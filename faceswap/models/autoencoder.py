@@ -9,7 +9,7 @@ import torch.nn as nn
 
 @dataclass
 class AutoencoderConfig:
-    """Every size and choice of the network; presets live in faceswap/conf/model/*.yaml."""
+    """Every size and choice of the network; presets live in conf/model/*.yaml."""
 
     name: str = "custom"  # a label for messages (the preset's name), not used by the network
     resolution: int = 64  # input and output face size in pixels (square)
