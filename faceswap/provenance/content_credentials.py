@@ -69,7 +69,7 @@ class SigningChain:
     cert_pem: bytes
     key_pem: bytes
     alg: str = "es256"
-    origin: str = ""
+    origin: str = "the given chain"
     ca_pem: bytes | None = None  # the local CA (the trust anchor for files this machine signs)
 
 
@@ -143,6 +143,10 @@ def ensure_local_chain(folder: Path) -> Path:
     """Make the local chain in ``folder`` on first use (atomically: a whole folder or none); returns ``folder``."""
     if (folder / SIGNER_KEY).is_file():
         return folder
+    leftover = any(folder.iterdir()) if folder.is_dir() else folder.exists()
+    if leftover:
+        raise UserError(f"C2PA key folder {folder} exists but holds no {SIGNER_KEY}; move it away (a new chain is "
+                        "made) or point provenance.c2pa.keys (or FACESWAP_C2PA_DIR) at a complete one")
     try:
         folder.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.new-", dir=folder.parent))  # mode 0700
@@ -154,9 +158,10 @@ def ensure_local_chain(folder: Path) -> Path:
             _write_new(tmp / name, data, 0o600 if name.endswith(".key") else 0o644)
         try:
             os.rename(tmp, folder)  # fails if another process made it first: theirs is as good
-        except OSError:
+        except OSError as exc:
             if not (folder / SIGNER_KEY).is_file():
-                raise
+                raise UserError(f"cannot create the C2PA signing keys in {folder} ({exc.strerror}); set "
+                                "provenance.c2pa.keys=DIR to a writable folder") from None
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -218,11 +223,14 @@ def load_chain(cert: Any = None, key: Any = None, keys: Any = "auto") -> Signing
         if certs[0].public_key().public_bytes(*spki) != load_pem_private_key(key_pem, None).public_key().public_bytes(*spki):
             raise UserError(f"provenance.c2pa.key={key_path} does not belong to the first certificate of "
                             f"{cert_path}; put the signer's own certificate first")
-        return SigningChain(cert_pem, key_pem, alg, origin=str(cert_path))
+        return SigningChain(cert_pem, key_pem, alg, origin=f"the chain {cert_path}")
     folder = ensure_local_chain(keys_dir(keys))
     key_pem = _read_private(folder / SIGNER_KEY, "C2PA signing key")
-    return SigningChain((folder / SIGNER_CERT).read_bytes(), key_pem, "es256", origin=str(folder),
-                        ca_pem=(folder / CA_CERT).read_bytes())
+    for name in (SIGNER_CERT, CA_CERT):
+        if not (folder / name).is_file():
+            raise UserError(f"C2PA key folder {folder} has no {name}; move the folder away to make a new chain")
+    return SigningChain((folder / SIGNER_CERT).read_bytes(), key_pem, _alg_of(key_pem, str(folder / SIGNER_KEY)),
+                        origin=f"the local chain in {folder}", ca_pem=(folder / CA_CERT).read_bytes())
 
 
 # --- signing ---------------------------------------------------------------------------------------------------------
@@ -280,7 +288,7 @@ class ManifestSigner:
             os.chmod(tmp, path.stat().st_mode & 0o777)
             os.replace(tmp, path)
         except c2pa.C2paError as exc:
-            raise UserError(f"C2PA signing of {title or path.name} with the chain from {self.chain.origin} failed "
+            raise UserError(f"C2PA signing of {title or path.name} with {self.chain.origin} failed "
                             f"({_first_line(exc)}); check provenance.c2pa.cert/key, or turn it off with "
                             "provenance.c2pa=false") from None
         finally:

@@ -75,9 +75,11 @@ def _boxes(data: bytes):
 def test_local_chain_is_private_and_reused(keys, signer):
     from cryptography import x509
 
+    umask = os.umask(0)
+    os.umask(umask)
     assert oct(keys.stat().st_mode & 0o777) == oct(0o700)
-    for name, mode in (("ca.key", 0o600), ("signer.key", 0o600), ("ca.pem", 0o644), ("signer.pem", 0o644)):
-        assert (keys / name).stat().st_mode & 0o777 == mode, name
+    for name, mode in (("ca.key", 0o600), ("signer.key", 0o600), ("ca.pem", 0o644 & ~umask), ("signer.pem", 0o644 & ~umask)):
+        assert oct((keys / name).stat().st_mode & 0o777) == oct(mode), name
     before = (keys / "signer.key").read_bytes()
     assert cc.load_chain(keys=keys).key_pem == before  # made once, then reused
     leaf, ca = x509.load_pem_x509_certificates((keys / "signer.pem").read_bytes())
@@ -105,6 +107,32 @@ def test_readable_private_key_is_refused(tmp_path):
         cc.load_chain(keys=folder)
 
 
+def test_incomplete_key_folder_is_a_user_error(tmp_path):
+    (tmp_path / "k").mkdir()
+    (tmp_path / "k" / "ca.pem").write_text("left over")
+    with pytest.raises(UserError, match="holds no signer.key"):
+        cc.load_chain(keys=tmp_path / "k")
+    folder = cc.ensure_local_chain(tmp_path / "k2")
+    (folder / "signer.pem").unlink()
+    with pytest.raises(UserError, match="has no signer.pem"):
+        cc.load_chain(keys=folder)
+
+
+def test_failed_signing_leaves_no_output(tmp_path, photo_clip):
+    out = tmp_path / "out.mp4"
+    w = VideoWriter(out, fps=25)
+    for f in photo_clip[:3]:
+        w.write(f)
+
+    def fail(tmp):
+        raise UserError("signing failed")
+
+    with pytest.raises(UserError):
+        w.close(before_rename=fail)
+    w.abort()  # what convert does on any error
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_organisation_chain_needs_cert_and_matching_key(tmp_path):
     org = cc.ensure_local_chain(tmp_path / "org")
     other = cc.ensure_local_chain(tmp_path / "other")
@@ -113,7 +141,7 @@ def test_organisation_chain_needs_cert_and_matching_key(tmp_path):
     with pytest.raises(UserError, match="does not belong"):
         cc.load_chain(cert=org / "signer.pem", key=other / "signer.key")
     chain = cc.load_chain(cert=org / "signer.pem", key=org / "signer.key")
-    assert chain.alg == "es256" and chain.origin == str(org / "signer.pem")
+    assert chain.alg == "es256" and chain.origin == f"the chain {org / 'signer.pem'}"
 
 
 def test_self_signed_signer_is_refused(tmp_path, photo_clip):
@@ -122,19 +150,28 @@ def test_self_signed_signer_is_refused(tmp_path, photo_clip):
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = cc._name("self-signed")
     now = datetime.datetime.now(datetime.timezone.utc)
+    # Everything the working leaf has, but issued by itself.
+    usage = x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
+                          data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
+                          encipher_only=False, decipher_only=False)
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
             .serial_number(1).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(usage, critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
             .sign(key, hashes.SHA256()))
     pem = cert.public_bytes(serialization.Encoding.PEM)
     key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                 serialization.NoEncryption())
     image = tmp_path / "a.png"
     write_image(image, photo_clip[0])
-    with pytest.raises(UserError, match="C2PA signing of a.png"):
+    with pytest.raises(UserError, match="C2PA signing of a.png .*certificate is invalid"):
         cc.ManifestSigner(cc.SigningChain(pem, key_pem), {"run_id": RUN}).sign(image)
 
 
