@@ -37,7 +37,8 @@ STAGES: dict[str, Stage] = {
         Stage("convert", "faceswap.convert.pipeline:run", "swap faces in a video or image folder with a trained checkpoint",
               positional=("input",), groups=("convert",)),
         Stage("evaluate", "faceswap.evaluate.swap_eval:run", "measure a trained swap against the synthetic actors' ground truth"),
-        Stage("verify", "faceswap.provenance.verify:run", "report whether a video or image carries the faceswap watermark and its payload",
+        Stage("verify", "faceswap.provenance.verify:run", "report a file's watermark, C2PA manifest and provenance tags "
+              "(--json: one JSON object; exit 0 marked, 1 not, 2 bad input)",
               positional=("input",)),
         Stage("forensics", "faceswap.forensics.cli:run", "train and test detectors of swapped faces; scan a video",
               positional=("action", "input"), groups=("forensics",)),
@@ -95,6 +96,8 @@ def split_args(stage: Stage, args: Sequence[str]) -> tuple[list[str], list[str]]
             flags.append(f"cfg={what}")
         elif arg.startswith("--cfg="):
             flags.append(f"cfg={arg.split('=', 1)[1]}")
+        elif arg == "--json" and stage.name == "verify":
+            overrides.append("format=json")
         elif arg.startswith("-"):
             raise UserError(f"unknown option {arg!r} for 'faceswap {stage.name}'; settings are key=value (see --help)")
         elif "=" in arg:

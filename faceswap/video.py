@@ -236,11 +236,14 @@ class VideoWriter:
         self._gen.send(np.ascontiguousarray(frame, dtype=np.uint8))
         self.frames += 1
 
-    def close(self) -> None:
+    def close(self, before_rename=None) -> None:
+        """Finish the file; ``before_rename(temp path)`` runs on the complete file before it takes its name."""
         if self._gen is None:
             raise ValueError(f"no frames were written to {self.path}")
         self._gen.close()
         self._gen = None
+        if before_rename is not None:
+            before_rename(self.tmp)
         os.replace(self.tmp, self.path)
 
     def abort(self) -> None:

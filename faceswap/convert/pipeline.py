@@ -774,6 +774,9 @@ def convert(cfg) -> ConvertResult:
         tags = provenance_metadata(run_id, {"stage": "convert", "direction": s.direction,
                                             "checkpoint_step": ckpt.step, "source_name": input_path.name})
     stamp_payload = run_id
+    from faceswap.provenance.content_credentials import c2pa_signer
+
+    sign_c2pa = c2pa_signer(cfg, run_id, s.watermark, ckpt, s.direction)  # None (and a WARNING) when turned off
 
     # 5. The stream: reader thread -> locate -> fill gaps -> swap -> writer thread.
     stop = len(source) if s.stop is None else min(s.stop, len(source))
@@ -897,7 +900,8 @@ def convert(cfg) -> ConvertResult:
             "settings": s.record(),
             "provenance": {"label": s.label, "watermark": s.watermark, "metadata": s.metadata,
                            "watermark_payload": stamp_payload if s.watermark else None,
-                           "watermark_run_tag": f"{run_tag(stamp_payload):06x}" if s.watermark else None, "tags": tags},
+                           "watermark_run_tag": f"{run_tag(stamp_payload):06x}" if s.watermark else None, "tags": tags,
+                           "c2pa": sign_c2pa.record if sign_c2pa else None},
             "timings": {**{k: round(v, 4) for k, v in timings.items()}, "wall": round(wall, 4)},
             "frames_per_s": round(n / wall, 3) if wall > 0 else 0.0,
             "memory": {"peak_frames_in_flight": alive.peak, "bound": frames_in_flight_bound(s, det_batch)},
@@ -910,10 +914,13 @@ def convert(cfg) -> ConvertResult:
         from faceswap.utils import write_json_atomic
 
         if source.is_video:
-            writer.close()
+            # The manifest goes into the temp file before the rename: a final file always carries it.
+            writer.close(before_rename=sign_c2pa and (lambda tmp: sign_c2pa(tmp, title=out.name, source=input_path)))
             save_config(cfg, out.parent, "convert")
             write_json_atomic(spath, summary)
         else:
+            if sign_c2pa:
+                sign_c2pa(writer.tmp, source=input_path)
             write_json_atomic(writer.tmp / "convert.json", summary)
             save_config(cfg, writer.tmp, "convert")
             writer.close()

@@ -1,4 +1,5 @@
-"""Provenance stamps on synthetic outputs: visible label, invisible watermark, container metadata, and verification."""
+"""Provenance stamps on synthetic outputs: visible label, invisible watermark, container metadata, C2PA manifest, and verification."""
+from faceswap.provenance.content_credentials import read_manifest
 from faceswap.provenance.label import stamp_label
 from faceswap.provenance.metadata import parse_provenance, provenance_metadata
 from faceswap.provenance.stamp import stamp_frame
@@ -13,5 +14,5 @@ from faceswap.provenance.watermark import (
 
 __all__ = [
     "stamp_label", "WatermarkCodec", "WatermarkResult", "embed_watermark", "detect_watermark", "run_tag",
-    "provenance_metadata", "parse_provenance", "verify_file", "stamp_frame",
+    "provenance_metadata", "parse_provenance", "verify_file", "stamp_frame", "read_manifest",
 ]

@@ -111,9 +111,9 @@ def test_cli_verify_end_to_end(stamped, tmp_path, capsys):
     assert report["watermark"]["present"] and report["frames_checked"] == 10
 
 
-def test_cli_verify_unmarked_exits_zero(tmp_path, photo_clip, capsys):
+def test_cli_verify_unmarked_exits_one(tmp_path, photo_clip, capsys):
     path = _write(tmp_path / "plain.mp4", photo_clip[:6])
-    assert main(["verify", str(path)]) == 0
+    assert main(["verify", str(path)]) == 1  # as grep: 1 = nothing found
     assert "not found" in capsys.readouterr().out
 
 
@@ -165,7 +165,7 @@ def test_verify_too_small_image_is_a_plain_no(tmp_path, capsys):
     write_image(tmp_path / "tiny.png", np.full((20, 30, 3), 100, np.uint8))
     report = verify_file(tmp_path / "tiny.png")
     assert not report["watermark"]["present"] and not report["watermark"]["checked"]
-    assert main(["verify", str(tmp_path / "tiny.png")]) == 0
+    assert main(["verify", str(tmp_path / "tiny.png")]) == 1
     assert "not checked" in capsys.readouterr().out
 
 
