@@ -72,7 +72,8 @@ def sweep_overrides(overrides: Sequence[str], has_out: bool) -> tuple[list[str],
             rest.append(ov)
     if sweep_dir is None:
         # Hydra's own default layout, fixed here once so the summary knows where the jobs are.
-        sweep_dir = str(Path("multirun") / datetime.now().strftime("%Y-%m-%d") / datetime.now().strftime("%H-%M-%S"))
+        now = datetime.now()
+        sweep_dir = str(Path("multirun") / now.strftime("%Y-%m-%d") / now.strftime("%H-%M-%S"))
     sweep = Path(sweep_dir).expanduser().absolute()
     rest.append(f"hydra.sweep.dir={_quoted(str(sweep))}")
     if has_out:
