@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 OPTIONAL_GROUPS = {"experiment", "debug"}
-USAGE = "usage: faceswap <stage> [--help] [--cfg job] [key=value ...]"
+USAGE = "usage: faceswap <stage> [--help] [--cfg job] [-m] [key=value ...]"
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,9 @@ def _print_help() -> None:
     print("\nEach stage composes conf/<stage>.yaml with Hydra overrides, e.g.")
     print("  faceswap synth out=/tmp/actors synth.frames=100")
     print("  faceswap synth --cfg job        print the composed config and exit")
+    print("  faceswap train -m model=tiny,lite train.lr=1e-4,3e-4 ... out=SWEEP_DIR")
+    print("                                  one run per combination (--multirun), each in SWEEP_DIR/<n>;")
+    print("                                  hydra/launcher=joblib runs them in parallel (see README, Sweeps)")
     print("Use only faces of people who agreed to it, or the synthetic actors (see README).")
 
 
@@ -69,7 +72,8 @@ def _print_stage_help(stage: Stage) -> None:
 
     print(f"faceswap {stage.name}: {stage.summary}\n")
     pos = " ".join(p.upper() for p in stage.positional)
-    print(f"usage: faceswap {stage.name} {pos + ' ' if pos else ''}[--cfg job] [key=value ...]\n")
+    print(f"usage: faceswap {stage.name} {pos + ' ' if pos else ''}[--cfg job] [-m] [key=value ...]\n")
+    print("  -m, --multirun  one run per combination of comma-separated values (key=a,b), each in its own folder\n")
     for group in stage.groups:
         opts = group_options(group)
         if opts:
@@ -94,6 +98,8 @@ def split_args(stage: Stage, args: Sequence[str]) -> tuple[list[str], list[str]]
             if what not in ("job", "all"):
                 raise UserError(f"--cfg takes 'job' or 'all', got {what!r}")
             flags.append(f"cfg={what}")
+        elif arg in ("-m", "--multirun"):
+            flags.append("multirun")
         elif arg.startswith("--cfg="):
             flags.append(f"cfg={arg.split('=', 1)[1]}")
         elif arg == "--json" and stage.name == "verify":
@@ -141,6 +147,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from omegaconf import OmegaConf
 
         cfg_flag = next((f for f in flags if f.startswith("cfg=")), None)
+        if "multirun" in flags:
+            if cfg_flag:
+                raise UserError(f"--cfg prints one run's config: drop -m, or give one value per key "
+                                f"('faceswap {name} --cfg job key=value ...')")
+            from faceswap.config import CONF_DIR
+            from faceswap.sweep import multirun
+
+            return multirun(stage.name, stage.target, overrides, CONF_DIR)
         if cfg_flag:
             cfg = compose(stage.name, overrides, return_hydra_config=cfg_flag == "cfg=all")
             print(OmegaConf.to_yaml(cfg))

@@ -31,6 +31,8 @@ def compose(stage: str, overrides: Sequence[str] = (), return_hydra_config: bool
             cfg = hydra_compose(config_name=stage, overrides=list(overrides), return_hydra_config=return_hydra_config)
     except (HydraException, OmegaConfBaseException, ValueError) as exc:
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if msg.startswith("Ambiguous value"):
+            msg += " (to run one job per value, add -m; for a list, key=[a,b])"
         raise UserError(
             f"bad override for '{stage}' ({' '.join(overrides) or 'no overrides'}): {msg}. "
             f"Run 'faceswap {stage} --cfg job' to see the keys and 'faceswap {stage} --help' for the groups"

@@ -64,3 +64,18 @@ def test_console_script_exit_code(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "faceswap", "synth", "synth.nosuchkey=1"], capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("error:") and "Traceback" not in proc.stderr
+
+
+def test_help_shows_multirun(capsys):
+    assert main(["--help"]) == 0
+    assert "-m model=tiny,lite" in capsys.readouterr().out
+    assert main(["train", "--help"]) == 0
+    assert "-m, --multirun" in capsys.readouterr().out
+
+
+def test_sweep_values_without_multirun_say_to_add_it(capsys):
+    _assert_one_line_error(capsys, main(["train", "model=tiny,lite", "out=/tmp/x"]), "model=tiny,lite", "add -m")
+
+
+def test_multirun_with_cfg_is_one_line(capsys):
+    _assert_one_line_error(capsys, main(["train", "-m", "--cfg", "job", "model=tiny,lite"]), "--cfg", "drop -m")
