@@ -883,7 +883,10 @@ def convert(cfg) -> ConvertResult:
             "schema": SUMMARY_SCHEMA, "version": SUMMARY_VERSION, "run_id": run_id,
             "input": str(input_path.resolve()), "output": str(out.resolve()),
             "kind": "video" if source.is_video else "images",
-            "frames": n, "input_frames": len(source), "swapped": frames_out["swapped"],
+            "frames": n, "input_frames": len(source),
+            # a truncated or corrupt input: the output is as short or as patched as what decoded
+            "input_shortfall": info.shortfall.record() if getattr(info, "shortfall", None) else None,
+            "swapped": frames_out["swapped"],
             "interpolated": frames_out["interpolated"], "passed_through": n - frames_out["swapped"],
             "no_face": frames_out["no_face"], "out_of_range": frames_out["out_of_range"],
             "unreadable": unreadable, "poisson_solved": frames_out["poisson"],
@@ -950,6 +953,10 @@ def summary_line(r: ConvertResult) -> str:
     t = d["timings"]
     split = ", ".join(f"{k} {t[k]:.1f}" for k in TIMING_KEYS if t.get(k))
     unread = f", {len(d['unreadable'])} unreadable skipped" if d["unreadable"] else ""
+    short = d.get("input_shortfall")
+    if short:
+        unread += (f"; the input is damaged: {short['decoded']} of {short['promised']} promised frames decoded"
+                   if short["promised"] else "; the input is damaged: the decoder reported corrupt data")
     return (f"convert: wrote {r.out}: {d['frames']} frames ({d['swapped']} swapped, {d['interpolated']} of them "
             f"interpolated, {d['passed_through']} passed through{unread}) in {t['wall']:.1f} s "
             f"({d['frames_per_s']:.1f} frames/s; busy s: {split}); run id {d['run_id']}; summary {r.summary_path}")

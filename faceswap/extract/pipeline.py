@@ -150,8 +150,11 @@ def synth_mask_dir(input_path: Path) -> Path | None:
 
 
 def source_record(source, path: Path) -> dict:
-    return {"path": str(path.resolve()), "kind": "video" if source.is_video else "images", "frames": len(source),
-            "width": int(source.info.width), "height": int(source.info.height), "fps": float(source.info.fps)}
+    rec = {"path": str(path.resolve()), "kind": "video" if source.is_video else "images", "frames": len(source),
+           "width": int(source.info.width), "height": int(source.info.height), "fps": float(source.info.fps)}
+    if getattr(source.info, "shortfall", None):  # a truncated or corrupt video: what it promised vs what decoded
+        rec["shortfall"] = source.info.shortfall.record()
+    return rec
 
 
 def crop_record(settings: ExtractSettings) -> dict:
