@@ -1,10 +1,12 @@
 """Frame I/O: read videos and image folders as RGB frames, write H.264 MP4 (audio kept) or image folders, atomically."""
 from __future__ import annotations
 
+import glob
 import os
 import re
 import subprocess
 import sys
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -352,7 +354,11 @@ class VideoWriter:
                  metadata: dict[str, str] | None = None):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = self.path.with_name(f".{self.path.stem}.partial{self.path.suffix or '.mp4'}")
+        suffix = self.path.suffix or ".mp4"
+        # A killed run's encoder may still be finishing its temp file: each run writes its own, and clears the old.
+        for stale in self.path.parent.glob(f".{glob.escape(self.path.stem)}.partial*{glob.escape(suffix)}"):
+            stale.unlink(missing_ok=True)
+        self.tmp = self.path.with_name(f".{self.path.stem}.partial-{uuid.uuid4().hex[:8]}{suffix}")
         self.fps, self.size, self.crf, self.preset = float(fps), size, int(crf), preset
         self.audio_from = Path(audio_from) if audio_from else None
         self.metadata = dict(metadata or {})

@@ -7,6 +7,7 @@ most ``max_gap`` frames, a model batch), keep memory independent of the video's 
 """
 from __future__ import annotations
 
+import glob
 import math
 import os
 import queue
@@ -565,6 +566,11 @@ class ImageFolderWriter:
 
     def __init__(self, out: Path, overwrite: bool):
         self.out, self.overwrite = out, overwrite
+        # What a killed run left: its temp folder, or the old output it was swapping out.
+        for stale in out.parent.glob(f".{glob.escape(out.name)}.partial-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        for stale in out.parent.glob(f".{glob.escape(out.name)}.trash-*"):
+            shutil.rmtree(stale, ignore_errors=True)
         self.tmp = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}"
         self.frames = 0
 
@@ -913,9 +919,15 @@ def convert(cfg) -> ConvertResult:
         from faceswap.utils import write_json_atomic
 
         if source.is_video:
-            writer.close()
+            # The video's rename is the commit point: its record is in place first, so a kill at any moment
+            # leaves either no video (a re-run redoes it) or a whole one with its summary.
             save_config(cfg, out.parent, "convert")
             write_json_atomic(spath, summary)
+            try:
+                writer.close()
+            except BaseException:
+                spath.unlink(missing_ok=True)  # no video, so no record of one
+                raise
         else:
             write_json_atomic(writer.tmp / "convert.json", summary)
             save_config(cfg, writer.tmp, "convert")
