@@ -111,10 +111,15 @@ def _boxes(fh, start: int, end: int) -> Iterator[tuple[bytes, int, int]]:
         at += size
 
 
-def _mp4_video_samples(path: Path) -> int | None:
-    """Sample count of the first video track (``hdlr`` 'vide', ``stsz``), read from the header without decoding."""
+def _mp4_video_track(path: Path) -> tuple[int | None, float | None]:
+    """(sample count, seconds its edit list shows or None) of the first video track, read from the header alone.
+
+    A stream-copy cut keeps the samples back to the keyframe before the cut and hides them with an edit list:
+    those samples are in the file but were never promised as frames.
+    """
     with open(path, "rb") as fh:
         end = fh.seek(0, 2)
+        timescale = [0]
 
         def walk(start: int, stop: int, found: dict) -> None:
             for kind, body, box_end in _boxes(fh, start, stop):
@@ -122,9 +127,14 @@ def _mp4_video_samples(path: Path) -> int | None:
                     track: dict = {}
                     walk(body, box_end, track)
                     if track.get("vide") and "samples" in track and "samples" not in found:
-                        found["samples"] = track["samples"]
-                elif kind in _CONTAINERS:
+                        found.update(samples=track["samples"], edit=track.get("edit"))
+                elif kind in _CONTAINERS or kind == b"edts":
                     walk(body, box_end, found)
+                elif kind == b"mvhd":
+                    fh.seek(body)
+                    v1 = fh.read(1) == b"\x01"
+                    fh.seek(body + (20 if v1 else 12))
+                    timescale[0] = int.from_bytes(fh.read(4), "big")
                 elif kind == b"hdlr":
                     fh.seek(body + 8)
                     if fh.read(4) == b"vide":  # (QuickTime has a second, data-reference hdlr in minf)
@@ -132,10 +142,23 @@ def _mp4_video_samples(path: Path) -> int | None:
                 elif kind in (b"stsz", b"stz2"):
                     fh.seek(body + 8)
                     found["samples"] = int.from_bytes(fh.read(4), "big")
+                elif kind == b"elst":
+                    fh.seek(body)
+                    v1 = fh.read(4)[0] == 1
+                    count = int.from_bytes(fh.read(4), "big")
+                    shown = 0
+                    for _ in range(min(count, 1000)):
+                        entry = fh.read(20 if v1 else 12)
+                        n = 8 if v1 else 4
+                        duration = int.from_bytes(entry[:n], "big")
+                        media_time = int.from_bytes(entry[n:2 * n], "big", signed=True)
+                        shown += duration if media_time != -1 else 0  # -1: an empty edit (a delay), no frames
+                    found["edit"] = shown
 
         found: dict = {}
         walk(0, end, found)
-    return found.get("samples")
+    edit = found.get("edit")
+    return found.get("samples"), (edit / timescale[0] if edit is not None and timescale[0] else None)
 
 
 def _promised_frames(path: Path, header: str, fps: float) -> tuple[int | None, int]:
@@ -150,10 +173,14 @@ def _promised_frames(path: Path, header: str, fps: float) -> tuple[int | None, i
         return int(round(secs * fps)), 1
     if ext in _ISO_BMFF:
         try:
-            n = _mp4_video_samples(path)
-        except OSError:
-            n = None
-        return (n, 0) if n else (None, 0)
+            samples, shown = _mp4_video_track(path)
+        except (OSError, IndexError, ValueError):
+            return None, 0
+        if not samples:
+            return None, 0
+        if shown is not None and abs(round(shown * fps) - samples) > 1:
+            return int(round(shown * fps)), 1  # an edit list hides some samples: it promises what it shows
+        return samples, 0
     return None, 0
 
 

@@ -93,3 +93,14 @@ def test_audio_longer_than_the_video_is_no_shortfall(clip, tmp_path, capsys, ext
     info = probe(out)
     assert info.frames == N and info.has_audio and info.shortfall is None
     assert _warnings(capsys) == []
+
+
+def test_a_stream_copy_cut_is_no_shortfall(clip, tmp_path, capsys):
+    # Cutting without re-encoding keeps the samples back to the last keyframe and hides them with an edit list:
+    # they are in the file but were never promised as frames.
+    out = tmp_path / "cut_copy.mp4"
+    subprocess.run([ffmpeg_exe(), "-y", "-loglevel", "error", "-ss", "0.5", "-i", str(clip), "-c", "copy", str(out)],
+                   check=True)
+    info = probe(out)
+    assert info.frames == len(list(read_video(out))) == 17 and info.shortfall is None
+    assert _warnings(capsys) == []
