@@ -1,9 +1,12 @@
 """Frame I/O: read videos and image folders as RGB frames, write H.264 MP4 (audio kept) or image folders, atomically."""
 from __future__ import annotations
 
+import glob
 import os
 import re
 import subprocess
+import sys
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -24,23 +27,197 @@ def ffmpeg_exe() -> str:
 
 
 @dataclass(frozen=True)
+class Shortfall:
+    """What a video's container promises against what its stream decodes to: a truncated file, corrupt frames.
+
+    ``promised``: frames the container's header announces (None: it announces none we trust).
+    ``decoded``: pictures the decoder produced. ``repeated``: slots the reader fills with a neighbouring
+    picture to keep the frame rate (a frame that failed to decode in the middle). ``errors``: the
+    decoder's first complaints.
+    """
+
+    promised: int | None
+    decoded: int
+    repeated: int = 0
+    errors: tuple[str, ...] = ()
+    tolerance: int = 0  # a promise estimated from a duration may be one frame off
+
+    @property
+    def missing(self) -> int:
+        return max(0, self.promised - self.decoded) if self.promised is not None else 0
+
+    def __bool__(self) -> bool:
+        return self.missing > self.tolerance or bool(self.errors)
+
+    def describe(self, path: str | os.PathLike) -> str:
+        """One line for stderr: promised vs decoded, and what it means for the frames that are read."""
+        if self.promised is not None and self.missing > self.tolerance:
+            head = f"video {path}: only {self.decoded} of the {self.promised} frames its container promises decode"
+            if self.repeated:
+                head += f" ({self.repeated} corrupt frame(s) in the middle, each slot filled with a neighbouring frame)"
+            elif self.decoded:
+                head += f" (the file looks truncated after frame {self.decoded - 1})"
+        else:
+            head = f"video {path}: the decoder reported corrupt data ({self.decoded} frames decode"
+            head += f", {self.repeated} slot(s) filled with a neighbouring frame)" if self.repeated else ")"
+        why = f"; decoder: {self.errors[0]}" if self.errors else ""
+        return f"{head}{why}; the frames that decode are used: re-encode or re-copy the file for a complete one"
+
+    def record(self) -> dict:
+        """For output records (alignments.json ``source.shortfall``, convert's summary)."""
+        return {"promised": self.promised, "decoded": self.decoded, "missing": self.missing,
+                "repeated": self.repeated, "errors": list(self.errors)}
+
+
+@dataclass(frozen=True)
 class VideoInfo:
     width: int
     height: int
     fps: float
-    frames: int
+    frames: int  # frames a read yields (decoded, plus any repeated in place of a corrupt one)
     has_audio: bool
     codec: str = ""
+    shortfall: Shortfall | None = None  # set when the decode falls short of the container's promise
 
 
 _STREAM_RE = re.compile(r"Stream #\d+:\d+.*?: (Video|Audio): (\w+)")
+# ISO-BMFF (MP4/MOV) headers count each track's samples; Matroska tags each stream's duration. Elsewhere (AVI,
+# MPEG-PS, FLV, ...) the only figure is the whole file's duration, audio included: no promise is trusted.
+_ISO_BMFF = {".mp4", ".mov", ".m4v", ".3gp"}
+_MATROSKA = {".mkv", ".webm"}
+_CONTAINERS = {b"moov", b"trak", b"mdia", b"minf", b"stbl"}
+# Same frame-rate handling for the count and for the read, so both yield the same frames.
+_FPS_MODE = ["-fps_mode", "cfr"]
+_probed: dict[tuple, "VideoInfo"] = {}
+
+
+def _boxes(fh, start: int, end: int) -> Iterator[tuple[bytes, int, int]]:
+    """(type, payload start, payload end) of the ISO-BMFF boxes between two offsets."""
+    at = start
+    while at + 8 <= end:
+        fh.seek(at)
+        head = fh.read(8)
+        if len(head) < 8:
+            return
+        size, kind = int.from_bytes(head[:4], "big"), head[4:]
+        body = at + 8
+        if size == 1:
+            size, body = int.from_bytes(fh.read(8), "big"), at + 16
+        elif size == 0:
+            size = end - at
+        if size < body - at:
+            return
+        yield kind, body, min(at + size, end)
+        at += size
+
+
+def _mp4_video_track(path: Path) -> tuple[int | None, float | None]:
+    """(sample count, seconds its edit list shows or None) of the first video track, read from the header alone.
+
+    A stream-copy cut keeps the samples back to the keyframe before the cut and hides them with an edit list:
+    those samples are in the file but were never promised as frames.
+    """
+    with open(path, "rb") as fh:
+        end = fh.seek(0, 2)
+        timescale = [0]
+
+        def walk(start: int, stop: int, found: dict) -> None:
+            for kind, body, box_end in _boxes(fh, start, stop):
+                if kind == b"trak":
+                    track: dict = {}
+                    walk(body, box_end, track)
+                    if track.get("vide") and "samples" in track and "samples" not in found:
+                        found.update(samples=track["samples"], edit=track.get("edit"))
+                elif kind in _CONTAINERS or kind == b"edts":
+                    walk(body, box_end, found)
+                elif kind == b"mvhd":
+                    fh.seek(body)
+                    v1 = fh.read(1) == b"\x01"
+                    fh.seek(body + (20 if v1 else 12))
+                    timescale[0] = int.from_bytes(fh.read(4), "big")
+                elif kind == b"hdlr":
+                    fh.seek(body + 8)
+                    if fh.read(4) == b"vide":  # (QuickTime has a second, data-reference hdlr in minf)
+                        found["vide"] = True
+                elif kind in (b"stsz", b"stz2"):
+                    fh.seek(body + 8)
+                    found["samples"] = int.from_bytes(fh.read(4), "big")
+                elif kind == b"elst":
+                    fh.seek(body)
+                    v1 = fh.read(4)[0] == 1
+                    count = int.from_bytes(fh.read(4), "big")
+                    shown = 0
+                    for _ in range(min(count, 1000)):
+                        entry = fh.read(20 if v1 else 12)
+                        n = 8 if v1 else 4
+                        duration = int.from_bytes(entry[:n], "big")
+                        media_time = int.from_bytes(entry[n:2 * n], "big", signed=True)
+                        shown += duration if media_time != -1 else 0  # -1: an empty edit (a delay), no frames
+                    found["edit"] = shown
+
+        found: dict = {}
+        walk(0, end, found)
+    edit = found.get("edit")
+    return found.get("samples"), (edit / timescale[0] if edit is not None and timescale[0] else None)
+
+
+def _promised_frames(path: Path, header: str, fps: float) -> tuple[int | None, int]:
+    """(frames the container promises or None, how far off that figure may be)."""
+    ext = path.suffix.lower()
+    if ext in _MATROSKA:
+        video = re.search(r"Stream #\d+:\d+.*?: Video:.*?(?=\n\s*Stream #|\Z)", header, re.S)
+        m = re.search(r"DURATION\s*:\s*(\d+):(\d+):([\d.]+)", video.group(0)) if video else None
+        if m is None:
+            return None, 0
+        secs = int(m.group(1)) * 3600 + int(m.group(2)) * 60 + float(m.group(3))
+        return int(round(secs * fps)), 1
+    if ext in _ISO_BMFF:
+        try:
+            samples, shown = _mp4_video_track(path)
+        except (OSError, IndexError, ValueError):
+            return None, 0
+        if not samples:
+            return None, 0
+        if shown is not None and abs(round(shown * fps) - samples) > 1:
+            return int(round(shown * fps)), 1  # an edit list hides some samples: it promises what it shows
+        return samples, 0
+    return None, 0
+
+
+def _decode_count(path: Path) -> tuple[int, int, int, tuple[str, ...]]:
+    """(frames a read yields, pictures decoded, repeated slots, decoder errors): one full decode, nothing kept."""
+    proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostats", "-v", "error", "-i", str(path), "-map", "0:v:0",
+                           *_FPS_MODE, "-f", "null", "-", "-progress", "pipe:1"], capture_output=True, text=True)
+    last: dict[str, str] = {}
+    for line in proc.stdout.splitlines():
+        k, _, v = line.partition("=")
+        last[k.strip()] = v.strip()
+    frames = int(last.get("frame", "0") or 0)
+    dup, drop = int(last.get("dup_frames", "0") or 0), int(last.get("drop_frames", "0") or 0)
+    errors: list[str] = []
+    for line in proc.stderr.splitlines():
+        msg = re.sub(r"^(\[[^\]]*\]\s*)+", "", line).strip().rstrip(".")  # drop "[h264 @ 0x...]" prefixes
+        if msg and msg not in errors:
+            errors.append(msg)
+    # A truncated download's telling line first; no frame at all is the caller's error to raise, with the promise.
+    errors.sort(key=lambda e: "partial file" not in e)
+    return frames, frames - dup + drop, dup, tuple(errors[:3])
 
 
 def probe(path: str | os.PathLike, count: bool = True) -> VideoInfo:
-    """Size, fps, exact frame count (decoded, not guessed from the header) and whether there is audio."""
+    """Size, fps, exact frame count (decoded, not guessed from the header) and whether there is audio.
+
+    With ``count`` the whole stream is decoded once, and a shortfall against the container's promise
+    (truncated file, corrupt frames) is set on the result and named once on stderr: every stage that
+    opens a video comes through here, so each notices it the same way.
+    """
     path = Path(path)
     if not path.is_file():
         raise UserError(f"video {path} does not exist")
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns, count)
+    if key in _probed:
+        return _probed[key]
     proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True, text=True)
     text = proc.stderr
     streams = _STREAM_RE.findall(text)
@@ -51,15 +228,20 @@ def probe(path: str | os.PathLike, count: bool = True) -> VideoInfo:
     fps_m = re.search(r"([\d.]+) fps", text) or re.search(r"([\d.]+) tbr", text)
     width, height = (int(m.group(1)), int(m.group(2))) if m else (0, 0)
     fps = float(fps_m.group(1)) if fps_m else 25.0
-    frames = 0
+    frames, shortfall = 0, None
     if count:
-        import imageio_ffmpeg
-
-        try:
-            frames, _ = imageio_ffmpeg.count_frames_and_secs(str(path))
-        except (RuntimeError, OSError) as exc:
-            raise UserError(f"{path} could not be decoded ({exc}); check the file or re-encode it") from None
-    return VideoInfo(width, height, fps, int(frames), any(k == "Audio" for k, _ in streams), video[0])
+        frames, decoded, repeated, errors = _decode_count(path)
+        promised, tolerance = _promised_frames(path, text, fps)
+        found = Shortfall(promised, decoded, repeated, errors, tolerance)
+        if found:
+            shortfall = found
+        if found and frames:  # nothing at all decoding is the caller's error to raise, not a warning
+            print(f"warning: {found.describe(path)}", file=sys.stderr)
+    info = VideoInfo(width, height, fps, int(frames), any(k == "Audio" for k, _ in streams), video[0], shortfall)
+    if len(_probed) > 64:
+        _probed.clear()
+    _probed[key] = info
+    return info
 
 
 def read_video(path: str | os.PathLike, start: int = 0, stop: int | None = None) -> Iterator[np.ndarray]:
@@ -69,7 +251,7 @@ def read_video(path: str | os.PathLike, start: int = 0, stop: int | None = None)
     path = Path(path)
     if not path.is_file():
         raise UserError(f"video {path} does not exist")
-    gen = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24")
+    gen = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24", output_params=list(_FPS_MODE))
     try:
         try:
             meta = next(gen)
@@ -148,7 +330,9 @@ class FrameSource:
                 raise UserError(f"video {self.path} is empty (0 bytes); give a valid video file")
             self.info = probe(self.path)
             if self.info.frames == 0:
-                raise UserError(f"video {self.path} has no decodable frames; check the file or re-encode it")
+                promised = self.info.shortfall.promised if self.info.shortfall else None
+                said = f" (its container promises {promised})" if promised else ""
+                raise UserError(f"video {self.path} has no decodable frames{said}; check the file or re-encode it")
             self.images: list[Path] = []
         else:
             self.images = list_images(self.path)
@@ -197,7 +381,11 @@ class VideoWriter:
                  metadata: dict[str, str] | None = None):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = self.path.with_name(f".{self.path.stem}.partial{self.path.suffix or '.mp4'}")
+        suffix = self.path.suffix or ".mp4"
+        # A killed run's encoder may still be finishing its temp file: each run writes its own, and clears the old.
+        for stale in self.path.parent.glob(f".{glob.escape(self.path.stem)}.partial*{glob.escape(suffix)}"):
+            stale.unlink(missing_ok=True)
+        self.tmp = self.path.with_name(f".{self.path.stem}.partial-{uuid.uuid4().hex[:8]}{suffix}")
         self.fps, self.size, self.crf, self.preset = float(fps), size, int(crf), preset
         self.audio_from = Path(audio_from) if audio_from else None
         self.metadata = dict(metadata or {})
@@ -280,6 +468,6 @@ def read_container_metadata(path: str | os.PathLike) -> dict[str, str]:
 
 
 __all__ = [
-    "VideoInfo", "probe", "read_video", "read_image", "write_image", "list_images", "Frame", "FrameSource",
+    "Shortfall", "VideoInfo", "probe", "read_video", "read_image", "write_image", "list_images", "Frame", "FrameSource",
     "VideoWriter", "read_container_metadata", "ffmpeg_exe",
 ]

@@ -7,6 +7,7 @@ most ``max_gap`` frames, a model batch), keep memory independent of the video's 
 """
 from __future__ import annotations
 
+import glob
 import math
 import os
 import queue
@@ -565,6 +566,11 @@ class ImageFolderWriter:
 
     def __init__(self, out: Path, overwrite: bool):
         self.out, self.overwrite = out, overwrite
+        # What a killed run left: its temp folder, or the old output it was swapping out.
+        for stale in out.parent.glob(f".{glob.escape(out.name)}.partial-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        for stale in out.parent.glob(f".{glob.escape(out.name)}.trash-*"):
+            shutil.rmtree(stale, ignore_errors=True)
         self.tmp = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}"
         self.frames = 0
 
@@ -886,7 +892,10 @@ def convert(cfg) -> ConvertResult:
             "schema": SUMMARY_SCHEMA, "version": SUMMARY_VERSION, "run_id": run_id,
             "input": str(input_path.resolve()), "output": str(out.resolve()),
             "kind": "video" if source.is_video else "images",
-            "frames": n, "input_frames": len(source), "swapped": frames_out["swapped"],
+            "frames": n, "input_frames": len(source),
+            # a truncated or corrupt input: the output is as short or as patched as what decoded
+            "input_shortfall": info.shortfall.record() if getattr(info, "shortfall", None) else None,
+            "swapped": frames_out["swapped"],
             "interpolated": frames_out["interpolated"], "passed_through": n - frames_out["swapped"],
             "no_face": frames_out["no_face"], "out_of_range": frames_out["out_of_range"],
             "unreadable": unreadable, "poisson_solved": frames_out["poisson"],
@@ -914,10 +923,21 @@ def convert(cfg) -> ConvertResult:
         from faceswap.utils import write_json_atomic
 
         if source.is_video:
-            # The manifest goes into the temp file before the rename: a final file always carries it.
-            writer.close(before_rename=sign_c2pa and (lambda tmp: sign_c2pa(tmp, title=out.name, source=input_path)))
-            save_config(cfg, out.parent, "convert")
-            write_json_atomic(spath, summary)
+            # The video's rename is the commit point: its record is in place first, so a kill at any moment
+            # leaves either no video (a re-run redoes it) or a whole one with its summary. The C2PA manifest
+            # goes into the temp file before the rename (a final file always carries it), and before the
+            # summary, which records the signing.
+            def finish(tmp: Path) -> None:
+                if sign_c2pa:
+                    sign_c2pa(tmp, title=out.name, source=input_path)
+                save_config(cfg, out.parent, "convert")
+                write_json_atomic(spath, summary)
+
+            try:
+                writer.close(before_rename=finish)
+            except BaseException:
+                spath.unlink(missing_ok=True)  # no video, so no record of one
+                raise
         else:
             if sign_c2pa:
                 sign_c2pa(writer.tmp, source=input_path)
@@ -957,6 +977,10 @@ def summary_line(r: ConvertResult) -> str:
     t = d["timings"]
     split = ", ".join(f"{k} {t[k]:.1f}" for k in TIMING_KEYS if t.get(k))
     unread = f", {len(d['unreadable'])} unreadable skipped" if d["unreadable"] else ""
+    short = d.get("input_shortfall")
+    if short:
+        unread += (f"; the input is damaged: {short['decoded']} of {short['promised']} promised frames decoded"
+                   if short["promised"] else "; the input is damaged: the decoder reported corrupt data")
     return (f"convert: wrote {r.out}: {d['frames']} frames ({d['swapped']} swapped, {d['interpolated']} of them "
             f"interpolated, {d['passed_through']} passed through{unread}) in {t['wall']:.1f} s "
             f"({d['frames_per_s']:.1f} frames/s; busy s: {split}); run id {d['run_id']}; summary {r.summary_path}")

@@ -150,8 +150,11 @@ def synth_mask_dir(input_path: Path) -> Path | None:
 
 
 def source_record(source, path: Path) -> dict:
-    return {"path": str(path.resolve()), "kind": "video" if source.is_video else "images", "frames": len(source),
-            "width": int(source.info.width), "height": int(source.info.height), "fps": float(source.info.fps)}
+    rec = {"path": str(path.resolve()), "kind": "video" if source.is_video else "images", "frames": len(source),
+           "width": int(source.info.width), "height": int(source.info.height), "fps": float(source.info.fps)}
+    if getattr(source.info, "shortfall", None):  # a truncated or corrupt video: what it promised vs what decoded
+        rec["shortfall"] = source.info.shortfall.record()
+    return rec
 
 
 def crop_record(settings: ExtractSettings) -> dict:
@@ -436,6 +439,7 @@ def extract(input: str | Path, out: str | Path, settings: ExtractSettings | None
     run = _Run(source, input_path, out, settings, device)
     run.timings.decode += probe_s
     state, start = run.try_resume()
+    _clear_killed_writes(out, done=state == "done")
     if state == "done":
         run.timings.total = time.perf_counter() - t_start
         return ExtractResult(out, run.alignments, run.timings, nothing_to_do=True)
@@ -456,6 +460,18 @@ def extract(input: str | Path, out: str | Path, settings: ExtractSettings | None
     return ExtractResult(out, al, run.timings, resumed_from=start)
 
 
+def _clear_killed_writes(out: Path, done: bool) -> None:
+    """Temp files a killed run left (hidden ``.NAME.partial`` crops, JSON temps), and a finished run's stale progress file."""
+    if not out.is_dir():
+        return
+    for folder in (out, out / "faces", out / "masks", out / ".faceswap"):
+        for p in folder.glob(".*.partial*") if folder.is_dir() else []:
+            if p.is_file():
+                p.unlink(missing_ok=True)
+    if done:  # killed between writing alignments.json and removing the progress file
+        (out / PARTIAL).unlink(missing_ok=True)
+
+
 def run(cfg) -> int:
     """`faceswap extract input=... out=...`: the CLI entry point."""
     from faceswap.config import require, save_config
@@ -465,6 +481,8 @@ def run(cfg) -> int:
     settings = ExtractSettings.from_config(cfg.extract)
     result = extract(input_path, out, settings, device=str(cfg.get("device", "auto")), progress=bool(cfg.get("progress", True)))
     if result.nothing_to_do:
+        if not (Path(str(out)) / ".faceswap" / "extract.yaml").is_file():  # killed before it was saved
+            save_config(cfg, out, "extract")
         s = result.alignments.summary()
         print(f"extract: nothing to do, {Path(str(out)) / ALIGNMENTS} is complete ({s['frames']} frames, "
               f"{s['targets']} with a target)")

@@ -150,6 +150,7 @@ def scan_video(video: str | os.PathLike, detectors: dict[str, Detector], out: st
         wm = verify_file(video, progress=progress)
     report = {
         "input": str(video), "frames": n_frames, "frames_with_face": int(len(idx)), "detectors": summary,
+        "input_shortfall": source.info.shortfall.record() if source.info.shortfall else None,  # truncated/corrupt
         "per_frame": {"frame": idx.tolist(), **{k: v.tolist() for k, v in per_det.items()}, "mean": mean.tolist()},
         "verdict": _verdict(summary["mean"]["mean"], summary["mean"]["frames_above_0.5"]),
         "watermark": wm, "plot": str(plot),
