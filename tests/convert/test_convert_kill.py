@@ -25,10 +25,10 @@ KILL_AROUND_CLOSE = """
 import os, signal, sys
 import faceswap.video as video
 where, close = sys.argv[1], video.VideoWriter.close
-def killing_close(self):
+def killing_close(self, *args, **kwargs):
     if where == "before":
         os.kill(os.getpid(), signal.SIGKILL)
-    close(self)
+    close(self, *args, **kwargs)
     os.kill(os.getpid(), signal.SIGKILL)
 video.VideoWriter.close = killing_close
 from faceswap.cli import main
