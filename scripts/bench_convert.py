@@ -73,7 +73,7 @@ def make_checkpoint(folder: Path, preset: str) -> Path:
 
 def io_floor(video: Path, out: Path, crf: int, preset: str) -> dict:
     """Decode and re-encode with the same reader and writer as convert (threads included), no face work."""
-    from faceswap.convert.pipeline import BackgroundSink, Prefetcher, Timings
+    from faceswap.convert.stream import BackgroundSink, Prefetcher, Timings
     from faceswap.video import FrameSource, VideoWriter
 
     t0 = time.perf_counter()

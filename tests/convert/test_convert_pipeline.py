@@ -150,10 +150,10 @@ def test_memory_stays_bounded_on_a_longer_clip(clip, tmp_path, capsys):
 
 @pytest.mark.parametrize("step", ["prepare", "paste"])  # in the main thread, in a paste-back worker
 def test_a_failure_midway_leaves_no_output(clip, tmp_path, capsys, monkeypatch, step):
-    from faceswap.convert import pipeline
+    from faceswap.convert.faces import FaceBlender
 
     calls = {"n": 0}
-    real = getattr(pipeline.FaceBlender, step)
+    real = getattr(FaceBlender, step)
 
     def flaky(self, *args, **kwargs):
         calls["n"] += 1
@@ -161,7 +161,7 @@ def test_a_failure_midway_leaves_no_output(clip, tmp_path, capsys, monkeypatch, 
             raise RuntimeError("boom")
         return real(self, *args, **kwargs)
 
-    monkeypatch.setattr(pipeline.FaceBlender, step, flaky)
+    monkeypatch.setattr(FaceBlender, step, flaky)
     out = tmp_path / "broken.mp4"
     with pytest.raises(RuntimeError, match="boom"):
         main(["convert", str(clip["video"]), f"checkpoint={clip['run']}", f"out={out}",
@@ -232,7 +232,7 @@ def test_bad_output_names(capsys, tmp_path, clip):
 def test_auto_alignments_are_found_only_for_this_input(clip, tmp_path):
     import shutil
 
-    from faceswap.convert.pipeline import find_alignments
+    from faceswap.convert.outputs import find_alignments
 
     video = tmp_path / "take.mp4"
     shutil.copy(clip["video"], video)

@@ -1,7 +1,8 @@
 """Filling missed detections: linear interpolation over gaps of at most max_gap frames, in a bounded stream."""
 import numpy as np
 
-from faceswap.convert.pipeline import Item, fill_missed
+from faceswap.convert.faces import fill_missed
+from faceswap.convert.stream import Item
 from faceswap.convert.temporal import GapFiller, fill_gaps, interpolate_landmarks
 
 A = np.zeros((5, 2))
