@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 OPTIONAL_GROUPS = {"experiment", "debug"}
-USAGE = "usage: faceswap <stage> [--help] [--cfg job] [-m] [key=value ...]"
+USAGE = "usage: faceswap <stage> [--help] [--cfg job] [-m] [-v | -q] [key=value ...]"
 
 
 @dataclass(frozen=True)
@@ -72,8 +72,10 @@ def _print_stage_help(stage: Stage) -> None:
 
     print(f"faceswap {stage.name}: {stage.summary}\n")
     pos = " ".join(p.upper() for p in stage.positional)
-    print(f"usage: faceswap {stage.name} {pos + ' ' if pos else ''}[--cfg job] [-m] [key=value ...]\n")
-    print("  -m, --multirun  one run per combination of comma-separated values (key=a,b), each in its own folder\n")
+    print(f"usage: faceswap {stage.name} {pos + ' ' if pos else ''}[--cfg job] [-m] [-v | -q] [key=value ...]\n")
+    print("  -m, --multirun  one run per combination of comma-separated values (key=a,b), each in its own folder")
+    print("  -v, --verbose   also DEBUG lines; -q, --quiet: only warnings and errors (a run folder's faceswap.log")
+    print("                  keeps every line either way)\n")
     for group in stage.groups:
         opts = group_options(group)
         if opts:
@@ -100,6 +102,10 @@ def split_args(stage: Stage, args: Sequence[str]) -> tuple[list[str], list[str]]
             flags.append(f"cfg={what}")
         elif arg in ("-m", "--multirun"):
             flags.append("multirun")
+        elif arg in ("-v", "--verbose", "-vv"):
+            flags.extend(["verbose"] * (2 if arg == "-vv" else 1))
+        elif arg in ("-q", "--quiet"):
+            flags.append("quiet")
         elif arg.startswith("--cfg="):
             flags.append(f"cfg={arg.split('=', 1)[1]}")
         elif arg == "--json" and stage.name == "verify":
@@ -140,6 +146,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise UserError(f"unknown stage {name!r}; stages are: {', '.join(STAGES)} (faceswap --help)")
         stage = STAGES[name]
         flags, overrides = split_args(stage, rest)
+        if "quiet" in flags and "verbose" in flags:
+            raise UserError("-q and -v contradict each other; give one of them")
+        from faceswap import log
+
+        log.configure(-1 if "quiet" in flags else flags.count("verbose"))
         if "help" in flags:
             _print_stage_help(stage)
             return 0
@@ -178,6 +189,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    finally:
+        from faceswap import log
+
+        log.configure(0)  # the next call in this process (tests, notebooks) starts from the default
 
 
 if __name__ == "__main__":  # pragma: no cover

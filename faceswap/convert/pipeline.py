@@ -12,7 +12,6 @@ result goes). This module is the run that joins them.
 from __future__ import annotations
 
 import math
-import sys
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -28,7 +27,10 @@ from faceswap.convert.outputs import (SUMMARY_SCHEMA, SUMMARY_VERSION, ImageFold
 from faceswap.convert.settings import (ConvertSettings, _number, frames_in_flight_bound, provenance_warnings,
                                        training_crop, watermark_fits)
 from faceswap.convert.stream import TIMING_KEYS, BackgroundSink, Counter, Item, Prefetcher, Timings
+from faceswap import log
 from faceswap.errors import UserError
+
+logger = log.get("convert")
 
 
 @dataclass
@@ -62,10 +64,6 @@ class FrameTally:
         self.no_face += int(x.in_range and not x.swapped)
 
 
-def _progress_enabled(flag: bool) -> bool:
-    return bool(flag) and sys.stderr.isatty()
-
-
 class ConvertRun:
     """One conversion, set up and checked before any frame is read: the input, the checkpoint and its crop geometry,
     how faces are found, and the provenance of the output. ``run()`` then streams the frames."""
@@ -86,7 +84,7 @@ class ConvertRun:
             raise UserError(f"weights={self.weights!r} must be auto, ema or model")
         self.overwrite = bool(cfg.get("overwrite", False))
         for line in provenance_warnings(self.s):
-            print(line, file=sys.stderr)
+            logger.warning(line)
         self.timings = Timings()
         self.tally = FrameTally()
         self.alive = Counter()
@@ -141,15 +139,14 @@ class ConvertRun:
             coverage_from = "coverage="
         elif coverage is None and self.alignments is not None:
             coverage, crop_size, coverage_from = self.alignments.coverage, self.alignments.size, str(self.al_path)
-            print(f"note: checkpoint {ckpt.path} records no crop coverage; using the alignments file's ({coverage:g})",
-                  file=sys.stderr)
+            logger.warning(f"note: checkpoint {ckpt.path} records no crop coverage; using the alignments file's "
+                           f"({coverage:g})")
         if coverage is None:
             raise UserError(f"checkpoint {ckpt.path} records no crop coverage and its training faces are not found; give "
                             "coverage=<the extract.coverage the training faces were extracted with, e.g. 0.75>")
         if self.alignments is not None and not math.isclose(self.alignments.coverage, coverage, rel_tol=1e-6):
-            print(f"note: the alignments file's coverage {self.alignments.coverage:g} differs from the checkpoint's "
-                  f"{coverage:g}; faces are re-aligned from the file's landmarks at the checkpoint's coverage",
-                  file=sys.stderr)
+            logger.warning(f"note: the alignments file's coverage {self.alignments.coverage:g} differs from the checkpoint's "
+                           f"{coverage:g}; faces are re-aligned from the file's landmarks at the checkpoint's coverage")
         self.coverage, self.coverage_from = coverage, coverage_from
         self.work_size = max(self.resolution, int(crop_size or self.resolution))
 
@@ -248,22 +245,24 @@ class ConvertRun:
 
     def _announce(self) -> None:
         info, ckpt = self.info, self.ckpt
-        print(f"convert: {self.input_path} ({'video' if self.source.is_video else 'images'} {info.width}x{info.height}, "
-              f"{len(self.source)} frames, {info.fps:g} fps{', audio' if info.has_audio else ''}) -> {self.out}")
-        print(f"convert: checkpoint {ckpt.path} (step {ckpt.step}, {self.resolution} px, coverage {self.coverage:g} "
-              f"from {self.coverage_from}), {self.s.direction} (decoder {self.s.target!r}), device {self.device}; faces "
-              f"{'from ' + str(self.al_path) if self.alignments is not None else 'detected on the fly'}")
+        kind = "video" if self.source.is_video else "images"
+        audio = ", audio" if info.has_audio else ""
+        faces = f"from {self.al_path}" if self.alignments is not None else "detected on the fly"
+        logger.info(f"convert: {self.input_path} ({kind} {info.width}x{info.height}, {len(self.source)} frames, "
+                    f"{info.fps:g} fps{audio}) -> {self.out}")
+        logger.info(f"convert: checkpoint {ckpt.path} (step {ckpt.step}, {self.resolution} px, coverage "
+                    f"{self.coverage:g} from {self.coverage_from}), {self.s.direction} (decoder {self.s.target!r}), "
+                    f"device {self.device}; faces {faces}")
+        logger.debug(f"convert: settings {self.s.record()}; work size {self.work_size} px, queue {self.s.queue}, "
+                     f"{self.s.workers} paste-back worker(s)")
 
     def run(self) -> ConvertResult:
         """The stream: reader thread -> locate -> fill gaps -> swap -> paste-back workers -> writer thread."""
-        from tqdm import tqdm
-
         s = self.s
         self.writer = self._open_writer()
         swapper = Swapper(self.ckpt.model, s.target, self.device, s.amp)
         self.blender = FaceBlender(s, self.resolution)
-        bar = tqdm(total=len(self.source), unit="frame", desc="convert",
-                   disable=not _progress_enabled(self.cfg.get("progress", True)), dynamic_ncols=True)
+        bar = log.progress(total=len(self.source), unit="frame", desc="convert", enabled=self.cfg.get("progress", True))
         reader = Prefetcher(self._frames(), s.queue, self.timings, "decode", on_item=lambda _: self.alive.add(1))
         sink = BackgroundSink(self._consume, s.queue)
         # Paste-back and stamping depend only on their own frame: a few threads do them side by side (OpenCV and
@@ -383,7 +382,7 @@ def summary_line(r: ConvertResult) -> str:
 def run(cfg) -> int:
     """`faceswap convert INPUT checkpoint=RUN_DIR out=OUTPUT [direction=b_to_a] ...`: the CLI entry point."""
     result = convert(cfg)
-    print(summary_line(result))
+    logger.info(summary_line(result))
     return 0
 
 

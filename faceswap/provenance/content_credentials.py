@@ -18,8 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from faceswap import TOOL_ID, __version__
+from faceswap import TOOL_ID, __version__, log
 from faceswap.errors import UserError
+
+logger = log.get("provenance")
 
 DIGITAL_SOURCE_TYPE = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
 ASSERTION = "org.faceswap.provenance"
@@ -165,8 +167,8 @@ def ensure_local_chain(folder: Path) -> Path:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-    print(f"note: made a local C2PA signing certificate in {folder} (its CA, {folder / CA_CERT}, is the trust "
-          "anchor for 'faceswap verify')")
+    logger.warning(f"note: made a local C2PA signing certificate in {folder} (its CA, {folder / CA_CERT}, is the "
+                   "trust anchor for 'faceswap verify')")
     return folder
 
 
@@ -334,12 +336,11 @@ def c2pa_settings(prov: Any) -> dict | None:
 def c2pa_signer(cfg: Any, run_id: str, watermark: bool = True, checkpoint: Any = None,
                 direction: str | None = None) -> ManifestSigner | None:
     """convert's signer for ``cfg.provenance.c2pa``; prints a WARNING and returns None when it is turned off."""
-    import sys
 
     settings = c2pa_settings(cfg.get("provenance"))
     if settings is None:
-        print("WARNING: provenance.c2pa=false: the output file carries NO signed C2PA manifest (Content Credentials)",
-              file=sys.stderr)
+        logger.warning("WARNING: provenance.c2pa=false: the output file carries NO signed C2PA manifest "
+                       "(Content Credentials)")
         return None
     chain = load_chain(settings["cert"], settings["key"], settings["keys"])
     facts: dict = {"run_id": run_id}

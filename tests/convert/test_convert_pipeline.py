@@ -245,3 +245,20 @@ def test_auto_alignments_are_found_only_for_this_input(clip, tmp_path):
     assert find_alignments("none", video) == (None, None)
     al, path = find_alignments(str(tmp_path / "take"), video)  # an extract folder means its alignments.json
     assert path == tmp_path / "take" / "alignments.json"
+
+
+def test_quiet_and_verbose(clip, tmp_path, capsys):
+    args = [clip["video"], f"checkpoint={clip['run']}", f"alignments={clip['alignments']}", "preset=ultrafast",
+            "provenance.label=false"]
+    code, out, err = _convert(capsys, *args, f"out={tmp_path / 'q.mp4'}", "-q")
+    assert code == 0, err
+    assert out == ""  # -q: no INFO line, not even the summary
+    assert "WARNING: provenance.label=false" in err  # warnings still shown
+    assert (tmp_path / "q.mp4").is_file() and (tmp_path / "q.json").is_file()
+    code, out, err = _convert(capsys, *args, f"out={tmp_path / 'v.mp4'}", "-v")
+    assert code == 0, err
+    assert "convert: settings {" in out and "convert: wrote" in out  # -v: the DEBUG line, and the usual ones
+    code, out, err = _convert(capsys, *args, f"out={tmp_path / 'd.mp4'}")
+    assert code == 0 and "convert: wrote" in out and "convert: settings {" not in out  # default: INFO, no DEBUG
+    code, out, err = _convert(capsys, *args, f"out={tmp_path / 'x.mp4'}", "-q", "-v")
+    assert code == 2 and err.count("\n") == 1 and "-q and -v" in err and not (tmp_path / "x.mp4").exists()
